@@ -1,0 +1,103 @@
+//! Fashion-MNIST as shipped by Debian's `dataset-fashion-mnist` (IDX files, gzipped).
+
+use super::idx::{self, IdxError};
+use std::path::{Path, PathBuf};
+
+/// Where Debian installs the dataset.
+pub const DEFAULT_DIR: &str = "/usr/share/datasets/fashion-mnist";
+/// Images at the end of the training set held out for calibration (never trained on).
+pub const CALIBRATION_IMAGES: usize = 5000;
+
+/// Which images.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Split {
+    /// The 10,000 test images.
+    Test,
+    /// The last 5,000 training images, held out from training.
+    Calibration,
+}
+
+/// Images (u8, HW) and labels.
+#[derive(Debug, Clone)]
+pub struct Dataset {
+    /// Image height.
+    pub height: usize,
+    /// Image width.
+    pub width: usize,
+    /// `len * height * width` pixels.
+    pub pixels: Vec<u8>,
+    /// One label per image.
+    pub labels: Vec<u8>,
+}
+
+impl Dataset {
+    /// Number of images.
+    pub fn len(&self) -> usize {
+        self.labels.len()
+    }
+
+    /// Whether there are no images.
+    pub fn is_empty(&self) -> bool {
+        self.labels.is_empty()
+    }
+
+    /// Pixels of images `range`.
+    pub fn pixels(&self, range: std::ops::Range<usize>) -> &[u8] {
+        let px = self.height * self.width;
+        &self.pixels[range.start * px..range.end * px]
+    }
+
+    /// Keeps the first `n` images.
+    pub fn truncate(&mut self, n: usize) {
+        if n < self.len() {
+            self.labels.truncate(n);
+            self.pixels.truncate(n * self.height * self.width);
+        }
+    }
+
+    /// Loads a split from `dir`.
+    pub fn load(dir: &Path, split: Split) -> Result<Self, IdxError> {
+        let prefix = match split {
+            Split::Test => "t10k",
+            Split::Calibration => "train",
+        };
+        let images = idx::read(&find(dir, &format!("{prefix}-images-idx3-ubyte")))?;
+        let labels = idx::read(&find(dir, &format!("{prefix}-labels-idx1-ubyte")))?;
+        let bad = |reason: String| IdxError::Format {
+            path: dir.to_path_buf(),
+            reason,
+        };
+        if images.dims.len() != 3 || labels.dims.len() != 1 || images.dims[0] != labels.dims[0] {
+            return Err(bad(format!(
+                "images {:?} and labels {:?} do not match",
+                images.dims, labels.dims
+            )));
+        }
+        let (n, h, w) = (images.dims[0], images.dims[1], images.dims[2]);
+        let mut ds = Dataset {
+            height: h,
+            width: w,
+            pixels: images.data,
+            labels: labels.data,
+        };
+        if split == Split::Calibration {
+            if n < CALIBRATION_IMAGES {
+                return Err(bad(format!("{n} training images, need {CALIBRATION_IMAGES}")));
+            }
+            let start = n - CALIBRATION_IMAGES;
+            ds.pixels.drain(..start * h * w);
+            ds.labels.drain(..start);
+        }
+        Ok(ds)
+    }
+}
+
+/// `dir/name.gz` if present, else `dir/name`.
+fn find(dir: &Path, name: &str) -> PathBuf {
+    let gz = dir.join(format!("{name}.gz"));
+    if gz.exists() {
+        gz
+    } else {
+        dir.join(name)
+    }
+}

@@ -1,0 +1,193 @@
+//! Accuracy and cost of a cascade on a labelled dataset (`dvt eval`).
+
+mod latency;
+
+pub use latency::LatencyStats;
+
+use crate::backend::Backend;
+use crate::bundle::Manifest;
+use crate::cascade::{Cascade, CascadeError};
+use crate::data::preprocess::normalize_u8_hwc;
+use crate::data::Dataset;
+use indicatif::{ProgressBar, ProgressStyle};
+use serde::Serialize;
+use std::time::Instant;
+
+/// How to evaluate.
+#[derive(Debug, Clone)]
+pub struct EvalOptions {
+    /// Exit thresholds, one per non-final stage.
+    pub thresholds: Vec<f32>,
+    /// Images per cascade call (1 = per-frame latency, as on a robot).
+    pub batch: usize,
+    /// Show a progress bar on stderr.
+    pub progress: bool,
+}
+
+/// Result of [`evaluate`].
+#[derive(Debug, Clone, Serialize)]
+pub struct EvalReport {
+    /// Backend description.
+    pub backend: String,
+    /// Images evaluated.
+    pub images: usize,
+    /// Images per cascade call.
+    pub batch: usize,
+    /// Thresholds used.
+    pub thresholds: Vec<f32>,
+    /// Top-1 accuracy.
+    pub accuracy: f64,
+    /// Mean GFLOPs per image (cumulative cost of each image's exit stage).
+    pub mean_gflops: f64,
+    /// Fraction of images answered by each stage.
+    pub exit_fractions: Vec<f64>,
+    /// Throughput over the whole run (pre-processing included).
+    pub images_per_s: f64,
+    /// Wall time of each stage's calls, in milliseconds per call.
+    pub stage_latency_ms: Vec<LatencyStats>,
+    /// Cascade wall time per call, in milliseconds.
+    pub cascade_latency_ms: LatencyStats,
+}
+
+/// One stage's accuracy with the exit forced there.
+#[derive(Debug, Clone, Serialize)]
+pub struct StageAccuracy {
+    /// Stage or baseline name.
+    pub name: String,
+    /// Top-1 accuracy.
+    pub accuracy: f64,
+    /// GFLOPs of this model (stage alone).
+    pub gflops: f64,
+    /// GFLOPs to reach this exit (this stage and all before it).
+    pub cumulative_gflops: f64,
+}
+
+/// Result of [`evaluate_all_stages`].
+#[derive(Debug, Clone, Serialize)]
+pub struct AllStagesReport {
+    /// Backend description.
+    pub backend: String,
+    /// Images evaluated.
+    pub images: usize,
+    /// Every stage's own accuracy.
+    pub stages: Vec<StageAccuracy>,
+    /// The static baselines as the manifest records them (measured at export time).
+    pub baselines: Vec<StageAccuracy>,
+}
+
+fn progress_bar(len: usize, show: bool) -> ProgressBar {
+    if !show {
+        return ProgressBar::hidden();
+    }
+    let pb = ProgressBar::new(len as u64);
+    pb.set_style(
+        ProgressStyle::with_template("{prefix} [{bar:40}] {pos}/{len} images, {per_sec}, eta {eta}")
+            .expect("static template")
+            .progress_chars("=> "),
+    );
+    pb
+}
+
+/// Runs every image of `data` through the cascade with `opts.thresholds`.
+pub fn evaluate<B: Backend>(
+    cascade: &mut Cascade<B>,
+    manifest: &Manifest,
+    data: &Dataset,
+    opts: &EvalOptions,
+) -> Result<EvalReport, CascadeError> {
+    let n = data.len();
+    let batch = opts.batch.max(1);
+    let stages = cascade.num_stages();
+    let pb = progress_bar(n, opts.progress);
+    pb.set_prefix("eval");
+    let mut correct = 0usize;
+    let mut gflops = 0f64;
+    let mut exits = vec![0usize; stages];
+    let mut stage_ms: Vec<Vec<f64>> = vec![Vec::new(); stages];
+    let mut cascade_ms = Vec::new();
+    let start = Instant::now();
+    for lo in (0..n).step_by(batch) {
+        let hi = (lo + batch).min(n);
+        let images = normalize_u8_hwc(data.pixels(lo..hi), hi - lo, &manifest.model.input);
+        let t = Instant::now();
+        let result = cascade.classify(images, &opts.thresholds)?;
+        cascade_ms.push(t.elapsed().as_secs_f64() * 1e3);
+        for (d, &label) in result.decisions.iter().zip(&data.labels[lo..hi]) {
+            correct += usize::from(d.class == label as usize);
+            gflops += d.gflops;
+            exits[d.exit_stage] += 1;
+        }
+        for t in &result.timings {
+            stage_ms[t.stage].push(t.elapsed.as_secs_f64() * 1e3);
+        }
+        pb.inc((hi - lo) as u64);
+    }
+    let wall = start.elapsed().as_secs_f64();
+    pb.finish_and_clear();
+    let nf = n.max(1) as f64;
+    Ok(EvalReport {
+        backend: cascade.backend().name(),
+        images: n,
+        batch,
+        thresholds: opts.thresholds.clone(),
+        accuracy: correct as f64 / nf,
+        mean_gflops: gflops / nf,
+        exit_fractions: exits.iter().map(|&e| e as f64 / nf).collect(),
+        images_per_s: n as f64 / wall.max(1e-12),
+        stage_latency_ms: stage_ms.iter_mut().map(|v| LatencyStats::from_samples(v)).collect(),
+        cascade_latency_ms: LatencyStats::from_samples(&mut cascade_ms),
+    })
+}
+
+/// Runs every stage on every image and reports each stage's own accuracy.
+pub fn evaluate_all_stages<B: Backend>(
+    cascade: &mut Cascade<B>,
+    manifest: &Manifest,
+    data: &Dataset,
+    batch: usize,
+    progress: bool,
+) -> Result<AllStagesReport, CascadeError> {
+    let n = data.len();
+    let batch = batch.max(1);
+    let stages = cascade.num_stages();
+    let never_exit = vec![f32::INFINITY; stages - 1];
+    let mut correct = vec![0usize; stages];
+    let pb = progress_bar(n, progress);
+    pb.set_prefix("all stages");
+    for lo in (0..n).step_by(batch) {
+        let hi = (lo + batch).min(n);
+        let images = normalize_u8_hwc(data.pixels(lo..hi), hi - lo, &manifest.model.input);
+        let labels = &data.labels[lo..hi];
+        cascade.run(images, &never_exit, &mut |o| {
+            correct[o.stage] += usize::from(o.top1.class == labels[o.image] as usize);
+        })?;
+        pb.inc((hi - lo) as u64);
+    }
+    pb.finish_and_clear();
+    let nf = n.max(1) as f64;
+    Ok(AllStagesReport {
+        backend: cascade.backend().name(),
+        images: n,
+        stages: cascade
+            .specs()
+            .iter()
+            .zip(&correct)
+            .map(|(s, &c)| StageAccuracy {
+                name: s.name.clone(),
+                accuracy: c as f64 / nf,
+                gflops: s.gflops,
+                cumulative_gflops: s.cumulative_gflops,
+            })
+            .collect(),
+        baselines: manifest
+            .baselines
+            .iter()
+            .map(|b| StageAccuracy {
+                name: b.name.clone(),
+                accuracy: b.accuracy,
+                gflops: b.gflops,
+                cumulative_gflops: b.gflops,
+            })
+            .collect(),
+    })
+}

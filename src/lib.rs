@@ -1,0 +1,11 @@
+//! dvt-edge: a runtime for Dynamic Vision Transformer (DVT) early-exit cascades.
+//!
+//! Layers (see `DESIGN.md`): [`bundle`] (the manifest contract), [`backend`] (runs one stage:
+//! CPU by default, TensorRT behind a feature), [`cascade`] (stage after stage with the exit
+//! rule), [`data`] (datasets and pre-processing) and [`eval`] (accuracy / cost reports).
+
+pub mod backend;
+pub mod bundle;
+pub mod cascade;
+pub mod data;
+pub mod eval;

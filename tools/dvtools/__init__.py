@@ -1,0 +1,1 @@
+"""Offline side of dvt-edge: DVT model definitions, training, ONNX export and bundle writing."""

@@ -1,0 +1,45 @@
+"""The small DVT that ships as the embedded default: Fashion-MNIST, 28x28x1, 10 classes.
+
+Token grids 4x4, 7x7, 14x14 come from conv patch sizes 7, 4 and 2 on the same image.
+"""
+from dataclasses import dataclass, asdict
+
+from .model import DvtCascade, DvtStage, PatchTokenizer
+
+CLASSES = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
+           "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"]
+MEAN, STD = 0.2860, 0.3530
+GRIDS = (4, 7, 14)
+
+
+@dataclass(frozen=True)
+class SmallVitConfig:
+    """Backbone shared by every stage (and by the static baselines)."""
+
+    dim: int = 64
+    depth: int = 4
+    heads: int = 4
+    mlp_hidden: int = 128
+
+    def to_dict(self):
+        return asdict(self)
+
+
+def patch_for(grid: int) -> int:
+    assert 28 % grid == 0, grid
+    return 28 // grid
+
+
+def make_stage(cfg: SmallVitConfig, grid: int, upstream_grid=None) -> DvtStage:
+    return DvtStage(PatchTokenizer(1, cfg.dim, patch_for(grid)), grid, cfg.dim, cfg.depth, cfg.heads,
+                    cfg.mlp_hidden, len(CLASSES), qkv_bias=True, ln_eps=1e-5, upstream_grid=upstream_grid)
+
+
+def make_cascade(cfg: SmallVitConfig, grids=GRIDS) -> DvtCascade:
+    stages = [make_stage(cfg, g, grids[i - 1] if i > 0 else None) for i, g in enumerate(grids)]
+    return DvtCascade(stages)
+
+
+def make_static(cfg: SmallVitConfig, grid: int) -> DvtStage:
+    """A plain ViT on one grid, no reuse: what a user would deploy without DVT."""
+    return make_stage(cfg, grid, None)
