@@ -4,8 +4,13 @@ use std::time::Instant;
 use tract_onnx::prelude::*;
 
 fn main() -> TractResult<()> {
-    let path = std::env::args().nth(1).expect("usage: profile_stage FILE.onnx");
-    let typed = tract_onnx::onnx().model_for_path(&path)?.into_typed()?.into_decluttered()?;
+    let path = std::env::args()
+        .nth(1)
+        .expect("usage: profile_stage FILE.onnx");
+    let typed = tract_onnx::onnx()
+        .model_for_path(&path)?
+        .into_typed()?
+        .into_decluttered()?;
     let sym = typed.symbols.get("batch").expect("batch symbol");
     let concrete = typed.set_symbols(&HashMap::from([(sym, TDim::from(1i64))]))?;
     let plan = concrete.into_optimized()?.into_runnable()?;
@@ -25,7 +30,9 @@ fn main() -> TractResult<()> {
         state.run_plan_with_eval(inputs.clone(), |ctx, st, node, inp| {
             let t = Instant::now();
             let r = tract_core::plan::eval(ctx, st, node, inp);
-            let e = times.entry(format!("{} {}", node.op().name(), node.name)).or_default();
+            let e = times
+                .entry(format!("{} {}", node.op().name(), node.name))
+                .or_default();
             e.0 += t.elapsed().as_secs_f64() * 1e3 / 20.0;
             e.1 += 1;
             r

@@ -7,5 +7,8 @@
 pub mod backend;
 pub mod bundle;
 pub mod cascade;
+pub mod check_bundle;
 pub mod data;
+pub mod engines;
 pub mod eval;
+pub mod policy;

@@ -5,4 +5,14 @@ cd "$(dirname "$0")/.."
 cargo fmt --check
 cargo clippy --all-targets -- -D warnings
 cargo test
+# GPU features. check-shim.sh first: it fetches both pinned TensorRT header sets (so build.rs
+# never has to) and compiles the shim against TRT 10.16 and 11.4. Then build + lint with the
+# features (shim against TRT 10) and run the tests that need no device.
+tools/trt-headers/check-shim.sh
+cargo clippy --lib --bins --tests --features cuda,tensorrt -- -D warnings
+cargo test --features cuda,tensorrt --test cuda_device --test tensorrt_loader
+# The Python tests of the official-model exporter run the built `dvt check-bundle` on the bundles
+# they export (Rust CPU backend vs PyTorch), so the binary is built first.
+cargo build --bin dvt
+export DVT_BIN="$(cd "${CARGO_TARGET_DIR:-target}" && pwd)/debug/dvt"
 .venv/bin/python -m pytest -q tools/tests

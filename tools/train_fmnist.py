@@ -36,7 +36,7 @@ def batches(n, batch, generator):
         yield perm[i:i + batch]
 
 
-def train(model, x, y, epochs, batch, lr, seed, name, is_cascade):
+def train(model, x, y, epochs, batch, lr, seed, name, is_cascade, augment=False):
     g = torch.Generator().manual_seed(seed)
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.05)
     steps = epochs * (len(x) // batch)
@@ -48,11 +48,11 @@ def train(model, x, y, epochs, batch, lr, seed, name, is_cascade):
     for _ in range(epochs):
         for idx in batches(len(x), batch, g):
             xb, yb = x[idx], y[idx]
-            # light augmentation: random shift by up to 2 pixels, horizontal flip
-            if torch.rand(1, generator=g).item() < 0.5:
-                xb = torch.flip(xb, dims=[3])
-            dx, dy = torch.randint(-2, 3, (2,), generator=g).tolist()
-            xb = torch.roll(xb, shifts=(dy, dx), dims=(2, 3))
+            if augment:  # random horizontal flip and a shift of up to 2 pixels
+                if torch.rand(1, generator=g).item() < 0.5:
+                    xb = torch.flip(xb, dims=[3])
+                dx, dy = torch.randint(-2, 3, (2,), generator=g).tolist()
+                xb = torch.roll(xb, shifts=(dy, dx), dims=(2, 3))
             out = model(xb)
             if is_cascade:
                 loss = sum(F.cross_entropy(o[0], yb) for o in out)
@@ -87,9 +87,10 @@ def main():
     ap.add_argument("--data", default=fmnist_data.DEFAULT_DIR)
     ap.add_argument("--work", default=os.path.join(os.path.dirname(__file__), "out", "fmnist"))
     ap.add_argument("--bundle", default=os.path.join(os.path.dirname(__file__), "..", "engines", "fmnist-dvt"))
-    ap.add_argument("--epochs", type=int, default=1)
-    ap.add_argument("--batch", type=int, default=64)
-    ap.add_argument("--lr", type=float, default=2e-3)
+    ap.add_argument("--epochs", type=int, default=2)
+    ap.add_argument("--batch", type=int, default=128)
+    ap.add_argument("--lr", type=float, default=3e-3)
+    ap.add_argument("--augment", action="store_true", help="flips and shifts (for longer runs)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--skip-train", action="store_true", help="reuse checkpoints in --work")
@@ -118,13 +119,14 @@ def main():
             model.eval()
         else:
             torch.manual_seed(args.seed + i)
-            train(model, x_tr, y_tr, args.epochs, args.batch, args.lr, args.seed + i, name, is_cascade)
+            train(model, x_tr, y_tr, args.epochs, args.batch, args.lr, args.seed + i, name, is_cascade,
+                  args.augment)
             torch.save(model.state_dict(), ckpt)
         results[name] = accuracy(model, x_te, y_te, is_cascade)
         print(f"{name}: test accuracy per exit {results[name]}", flush=True)
 
     meta = {"config": cfg.to_dict(), "grids": list(GRIDS), "seed": args.seed, "epochs": args.epochs,
-            "batch": args.batch, "lr": args.lr, "calibration_images": CALIBRATION_IMAGES,
+            "batch": args.batch, "lr": args.lr, "augment": args.augment, "calibration_images": CALIBRATION_IMAGES,
             "test_accuracy": results}
     with open(os.path.join(args.work, "train_meta.json"), "w") as f:
         json.dump(meta, f, indent=2)

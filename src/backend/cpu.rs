@@ -115,10 +115,18 @@ impl Backend for CpuBackend {
         if inputs.len() != stage.input_names.len() {
             return Err(BackendError::Run {
                 stage: stage.name.clone(),
-                reason: format!("{} inputs given, {} expected", inputs.len(), stage.input_names.len()),
+                reason: format!(
+                    "{} inputs given, {} expected",
+                    inputs.len(),
+                    stage.input_names.len()
+                ),
             });
         }
-        for ((value, name), item) in inputs.iter().zip(&stage.input_names).zip(&stage.input_item_shapes) {
+        for ((value, name), item) in inputs
+            .iter()
+            .zip(&stage.input_names)
+            .zip(&stage.input_item_shapes)
+        {
             let shape = value.shape();
             if shape.len() != item.len() + 1 || &shape[1..] != item.as_slice() {
                 let mut expected = vec![shape.first().copied().unwrap_or(1)];

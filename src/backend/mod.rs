@@ -2,6 +2,10 @@
 //! stages, so a GPU backend keeps reuse tensors on the device and only logits come back.
 
 pub mod cpu;
+#[cfg(feature = "cuda")]
+pub mod cuda;
+#[cfg(feature = "tensorrt")]
+pub mod tensorrt;
 
 use crate::bundle::Bundle;
 
@@ -83,5 +87,6 @@ pub trait Backend {
 
     /// Keeps batch rows `rows` (in that order) of a value: the samples that go on to the next
     /// stage.
-    fn select_rows(&self, value: &Self::Value, rows: &[usize]) -> Result<Self::Value, BackendError>;
+    fn select_rows(&self, value: &Self::Value, rows: &[usize])
+        -> Result<Self::Value, BackendError>;
 }

@@ -11,7 +11,11 @@ use std::io::IsTerminal;
 use std::path::PathBuf;
 
 #[derive(Parser)]
-#[command(name = "dvt", version, about = "Dynamic Vision Transformer cascades on the edge")]
+#[command(
+    name = "dvt",
+    version,
+    about = "Dynamic Vision Transformer cascades on the edge"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -21,6 +25,18 @@ struct Cli {
 enum Command {
     /// Classify a labelled dataset through the cascade and report accuracy and cost.
     Eval(EvalArgs),
+    /// Record every stage's confidences on the calibration (and test) images, solve the
+    /// operating points (official schedule + our frontier), write them into the manifest and
+    /// draw accuracy_vs_cost.svg.
+    Calibrate(CalibrateArgs),
+    /// Replay recorded confidences against budget traces through the closed-loop controller.
+    Simulate(SimulateArgs),
+    /// Run every stage on the CPU with the bundle's stored reference inputs and compare each
+    /// output with the exporter's PyTorch output (per-stage table; non-zero exit on failure).
+    CheckBundle(check_cmd::CheckBundleArgs),
+    /// Build the bundle's TensorRT engines for this GPU with trtexec (cached by TensorRT version,
+    /// GPU, ONNX hash, precision and batch profile; stale engines are rebuilt).
+    Build(build_cmd::BuildArgs),
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -68,6 +84,10 @@ struct EvalArgs {
 fn main() -> Result<()> {
     match Cli::parse().command {
         Command::Eval(args) => run_eval(args),
+        Command::Calibrate(args) => policy_cmd::calibrate(args),
+        Command::Simulate(args) => policy_cmd::simulate(args),
+        Command::CheckBundle(args) => check_cmd::run(args),
+        Command::Build(args) => build_cmd::run(args),
     }
 }
 
@@ -77,7 +97,10 @@ fn thresholds_for(args: &EvalArgs, manifest: &Manifest) -> Result<Vec<f32>> {
     }
     let points = &manifest.operating_points;
     let Some(name) = args.point.as_ref() else {
-        bail!("give --thresholds T1,T2 or --point NAME (the bundle has {} operating points)", points.len());
+        bail!(
+            "give --thresholds T1,T2 or --point NAME (the bundle has {} operating points)",
+            points.len()
+        );
     };
     points
         .iter()
@@ -85,7 +108,10 @@ fn thresholds_for(args: &EvalArgs, manifest: &Manifest) -> Result<Vec<f32>> {
         .map(|p| p.thresholds.clone())
         .with_context(|| {
             let names: Vec<&str> = points.iter().map(|p| p.name.as_str()).collect();
-            format!("no operating point '{name}' in the bundle (have: {})", names.join(", "))
+            format!(
+                "no operating point '{name}' in the bundle (have: {})",
+                names.join(", ")
+            )
         })
 }
 
@@ -101,6 +127,20 @@ fn run_eval(args: EvalArgs) -> Result<()> {
     if let Some(n) = args.limit {
         data.truncate(n);
     }
+    let input = &bundle.manifest.model.input;
+    anyhow::ensure!(
+        (data.height, data.width, data.channels) == (input.height, input.width, input.channels),
+        "{} holds {}x{}x{} images, but bundle {} takes {}x{}x{}: convert the data for this \
+         bundle with tools/images_to_idx.py",
+        args.data.display(),
+        data.height,
+        data.width,
+        data.channels,
+        args.bundle.display(),
+        input.height,
+        input.width,
+        input.channels
+    );
     let backend = args
         .threads
         .map_or_else(CpuBackend::with_available_threads, CpuBackend::new);
@@ -108,7 +148,8 @@ fn run_eval(args: EvalArgs) -> Result<()> {
     let progress = !args.json && std::io::stderr().is_terminal();
     let manifest = &bundle.manifest;
     if args.all_stages {
-        let report = eval::evaluate_all_stages(&mut cascade, manifest, &data, args.batch.max(32), progress)?;
+        let report =
+            eval::evaluate_all_stages(&mut cascade, manifest, &data, args.batch.max(32), progress)?;
         if args.json {
             println!("{}", serde_json::to_string_pretty(&report)?);
         } else {
@@ -139,7 +180,11 @@ fn print_eval(r: &EvalReport, m: &Manifest) {
     );
     println!("accuracy      {:.2}%", 100.0 * r.accuracy);
     println!("mean GFLOPs   {:.5} per image", r.mean_gflops);
-    if let Some(b) = m.baselines.iter().max_by(|a, b| a.gflops.total_cmp(&b.gflops)) {
+    if let Some(b) = m
+        .baselines
+        .iter()
+        .max_by(|a, b| a.gflops.total_cmp(&b.gflops))
+    {
         println!(
             "vs {}: {:.2}% at {:.5} GFLOPs ({:.2}x the cascade's compute)",
             b.name,
@@ -178,5 +223,461 @@ fn print_all_stages(r: &AllStagesReport) {
             s.gflops,
             s.cumulative_gflops
         );
+    }
+}
+
+#[derive(clap::Args)]
+struct CalibrateArgs {
+    /// Bundle directory (its manifest.toml is rewritten; ONNX files are untouched).
+    #[arg(long, default_value = "engines/fmnist-dvt")]
+    bundle: PathBuf,
+    /// Folder with the Fashion-MNIST IDX files.
+    #[arg(long, default_value = fmnist::DEFAULT_DIR)]
+    data: PathBuf,
+    /// Solve from the records saved by an earlier run (no model run).
+    #[arg(long)]
+    from_records: bool,
+    /// Do not record the test split (the comparison then uses the calibration images).
+    #[arg(long)]
+    no_heldout: bool,
+    /// Use only the first N images of each split (quick checks).
+    #[arg(long)]
+    limit: Option<usize>,
+    /// Images per cascade call while recording.
+    #[arg(long, default_value_t = 64)]
+    batch: usize,
+    /// Images timed one at a time for the per-stage milliseconds.
+    #[arg(long, default_value_t = 200)]
+    timing_images: usize,
+    /// Most frontier points written.
+    #[arg(long, default_value_t = 40)]
+    max_points: usize,
+    /// CPU threads (default: all cores).
+    #[arg(long)]
+    threads: Option<usize>,
+    /// Print one JSON object instead of a table.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(clap::Args)]
+struct SimulateArgs {
+    /// Bundle directory (calibrated: operating points and records).
+    #[arg(long, default_value = "engines/fmnist-dvt")]
+    bundle: PathBuf,
+    /// Budget trace CSV (`frame,budget_gflops` or `frame,budget_watts`, also `budget_ms`,
+    /// `budget_ips`); without it the built-in scenarios run.
+    #[arg(long)]
+    trace: Option<PathBuf>,
+    /// Run only this built-in scenario (step, ramp, harder, watts-step).
+    #[arg(long, conflicts_with = "trace")]
+    scenario: Option<String>,
+    /// Frames to simulate for a trace (default: its last frame + 500).
+    #[arg(long)]
+    frames: Option<usize>,
+    /// Which recorded split to replay.
+    #[arg(long, value_enum, default_value = "test")]
+    split: SplitArg,
+    /// Seed of the frame draws.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Print one JSON object instead of a table.
+    #[arg(long)]
+    json: bool,
+}
+
+/// `dvt check-bundle`: wiring only, the work is in `dvt_edge::check_bundle`.
+mod check_cmd {
+    use anyhow::{bail, Context, Result};
+    use dvt_edge::backend::cpu::CpuBackend;
+    use dvt_edge::bundle::Bundle;
+    use dvt_edge::check_bundle::{check_bundle, CheckReport};
+    use std::path::PathBuf;
+
+    #[derive(clap::Args)]
+    pub struct CheckBundleArgs {
+        /// Bundle directory.
+        pub dir: PathBuf,
+        /// Relative-error bound for every output (default: the bound stored with the
+        /// references, else 1e-4).
+        #[arg(long)]
+        pub tolerance: Option<f32>,
+        /// CPU threads (default: all cores).
+        #[arg(long)]
+        pub threads: Option<usize>,
+        /// Print one JSON object instead of a table.
+        #[arg(long)]
+        pub json: bool,
+    }
+
+    pub fn run(args: CheckBundleArgs) -> Result<()> {
+        let bundle = Bundle::load(&args.dir)
+            .with_context(|| format!("loading bundle {}", args.dir.display()))?;
+        let backend = args
+            .threads
+            .map_or_else(CpuBackend::with_available_threads, CpuBackend::new);
+        let report = check_bundle(&backend, &bundle, args.tolerance)
+            .with_context(|| format!("checking bundle {}", args.dir.display()))?;
+        if args.json {
+            println!("{}", serde_json::to_string_pretty(&report)?);
+        } else {
+            print_report(&report, &bundle);
+        }
+        if !report.passed {
+            bail!(
+                "{} does not reproduce its reference outputs",
+                args.dir.display()
+            );
+        }
+        Ok(())
+    }
+
+    fn print_report(r: &CheckReport, b: &Bundle) {
+        println!(
+            "bundle {} on {}, {} reference images",
+            b.manifest.model.name, r.backend, r.images
+        );
+        println!("stage    output    shape                 max |diff|   rel err    bound      top-1   ok");
+        for row in &r.rows {
+            let top1 = row
+                .top1_agreement
+                .map_or("     -".to_string(), |a| format!("{:5.1}%", 100.0 * a));
+            println!(
+                "{:<8} {:<9} {:<21} {:<12.3e} {:<10.3e} {:<10.1e} {}  {}{}",
+                row.stage,
+                row.output,
+                format!("{:?}", row.shape),
+                row.max_abs,
+                row.rel_err,
+                row.tolerance,
+                top1,
+                if row.pass { "yes" } else { "NO" },
+                row.note
+                    .as_deref()
+                    .map_or(String::new(), |n| format!(" ({n})"))
+            );
+        }
+        let verdict = if r.passed {
+            "all outputs match"
+        } else {
+            "MISMATCH"
+        };
+        println!("{verdict}");
+    }
+}
+
+/// `dvt calibrate` and `dvt simulate`: wiring only, the work is in `dvt_edge::policy`.
+mod policy_cmd {
+    use super::{CalibrateArgs, SimulateArgs, SplitArg};
+    use anyhow::{bail, Context, Result};
+    use dvt_edge::backend::cpu::CpuBackend;
+    use dvt_edge::bundle::Bundle;
+    use dvt_edge::cascade::Cascade;
+    use dvt_edge::data::{Dataset, Split};
+    use dvt_edge::policy::calibrate::{self, records_path};
+    use dvt_edge::policy::frontier::FrontierOptions;
+    use dvt_edge::policy::simulate::{self, Scenario, SimConfig, SimReport, SimSummary, Trace};
+    use dvt_edge::policy::{OperatingTable, Records, StageCosts};
+    use std::io::IsTerminal;
+
+    pub fn calibrate(args: CalibrateArgs) -> Result<()> {
+        let bundle = Bundle::load(&args.bundle)
+            .with_context(|| format!("loading bundle {}", args.bundle.display()))?;
+        let dir = bundle.dir().to_path_buf();
+        let mut manifest = bundle.manifest.clone();
+        let (calib, heldout) = if args.from_records {
+            let calib = Records::load(&records_path(&dir, "calibration"))?;
+            let test = records_path(&dir, "test");
+            let heldout = (!args.no_heldout && test.exists())
+                .then(|| Records::load(&test))
+                .transpose()?;
+            (calib, heldout)
+        } else {
+            let backend = args
+                .threads
+                .map_or_else(CpuBackend::with_available_threads, CpuBackend::new);
+            let mut cascade = Cascade::load(backend, &bundle)?;
+            let progress = !args.json && std::io::stderr().is_terminal();
+            let load = |split| -> Result<Dataset> {
+                let mut d = Dataset::load(&args.data, split).with_context(|| {
+                    format!("loading Fashion-MNIST from {}", args.data.display())
+                })?;
+                if let Some(n) = args.limit {
+                    d.truncate(n);
+                }
+                Ok(d)
+            };
+            let data = load(Split::Calibration)?;
+            let stage_ms =
+                calibrate::measure_stage_ms(&mut cascade, &manifest, &data, args.timing_images)?;
+            let mut calib = calibrate::record(
+                &mut cascade,
+                &manifest,
+                &data,
+                "calibration",
+                args.batch,
+                progress,
+            )?;
+            calib.meta.stage_ms = Some(stage_ms.clone());
+            calib.save(&records_path(&dir, "calibration"))?;
+            let heldout = if args.no_heldout {
+                None
+            } else {
+                let test = load(Split::Test)?;
+                let mut h = calibrate::record(
+                    &mut cascade,
+                    &manifest,
+                    &test,
+                    "test",
+                    args.batch,
+                    progress,
+                )?;
+                h.meta.stage_ms = Some(stage_ms);
+                h.save(&records_path(&dir, "test"))?;
+                Some(h)
+            };
+            (calib, heldout)
+        };
+        let opts = FrontierOptions {
+            max_points: args.max_points,
+            ..FrontierOptions::default()
+        };
+        let report = calibrate::finish(&dir, &mut manifest, &calib, heldout.as_ref(), &opts)?;
+        if args.json {
+            println!("{}", serde_json::to_string_pretty(&report)?);
+            return Ok(());
+        }
+        println!(
+            "calibrated {} on {} ({} images); {} frontier + {} official points written to {}",
+            manifest.model.name,
+            report.backend,
+            report.calibration_images,
+            report.frontier_points,
+            report.official_points,
+            dir.join(dvt_edge::bundle::MANIFEST).display()
+        );
+        if let Some(ms) = &report.stage_ms {
+            let ms: Vec<String> = ms.iter().map(|m| format!("{m:.3}")).collect();
+            println!("stage ms per image (batch 1): {}", ms.join(", "));
+        }
+        let on = report
+            .heldout_split
+            .clone()
+            .unwrap_or_else(|| "calibration (no held-out split)".into());
+        println!(
+            "accuracy on {on} ({} images):",
+            report.heldout_images.max(calib.len())
+        );
+        println!("budget        GFLOPs     frontier   official");
+        let pct =
+            |a: Option<f64>| a.map_or("   n/a".to_string(), |a| format!("{:6.2}%", 100.0 * a));
+        for c in &report.comparisons {
+            println!(
+                "{:>4.0}% final   {:<9.6}  {}    {}",
+                100.0 * c.fraction,
+                c.gflops,
+                pct(c.frontier),
+                pct(c.official)
+            );
+        }
+        println!(
+            "worst deficit of the frontier below an official point: {:+.3} points",
+            100.0 * report.worst_deficit
+        );
+        println!("plot: {}", report.plot.display());
+        Ok(())
+    }
+
+    pub fn simulate(args: SimulateArgs) -> Result<()> {
+        let bundle = Bundle::load_unchecked(&args.bundle)
+            .with_context(|| format!("loading bundle {}", args.bundle.display()))?;
+        let manifest = &bundle.manifest;
+        let table = OperatingTable::from_manifest(manifest)?;
+        let split = match args.split {
+            SplitArg::Test => "test",
+            SplitArg::Calibration => "calibration",
+        };
+        let records = Records::load(&records_path(bundle.dir(), split)).with_context(|| {
+            format!(
+                "no {split} records: run `dvt calibrate --bundle {}`",
+                args.bundle.display()
+            )
+        })?;
+        records.check_matches(manifest)?;
+        let costs = StageCosts::new(manifest, records.meta.stage_ms.as_deref());
+        let full = manifest.stages.last().map_or(0.0, |s| s.cumulative_gflops);
+        let config = SimConfig::for_cost(full);
+        let scenarios: Vec<Scenario> = if let Some(path) = &args.trace {
+            let trace = Trace::load(path)?;
+            vec![Scenario {
+                name: path.display().to_string(),
+                frames: args.frames.unwrap_or(trace.len() + 500),
+                trace,
+                harder_from: None,
+            }]
+        } else {
+            let all = simulate::builtin(full, config.true_power);
+            match &args.scenario {
+                Some(name) => {
+                    let names: Vec<String> = all.iter().map(|s| s.name.clone()).collect();
+                    let Some(s) = all.into_iter().find(|s| &s.name == name) else {
+                        bail!("no scenario '{name}' (have: {})", names.join(", "));
+                    };
+                    vec![s]
+                }
+                None => all,
+            }
+        };
+        let mut config = config;
+        config.seed = args.seed;
+        let reports: Vec<SimReport> = scenarios
+            .iter()
+            .map(|s| simulate::run(&table, &records, &costs, s, &config).map(|r| r.0))
+            .collect::<Result<_, _>>()?;
+        if args.json {
+            if args.trace.is_some() {
+                println!("{}", serde_json::to_string_pretty(&reports[0])?);
+            } else {
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&SimSummary::new(reports))?
+                );
+            }
+            return Ok(());
+        }
+        println!(
+            "replaying {} {split} images of {}",
+            records.len(),
+            manifest.model.name
+        );
+        println!(
+            "scenario          frames  track err  bias     block err  settle  accuracy  optimal"
+        );
+        for r in &reports {
+            println!(
+                "{:<16} {:>7}  {:>8.2}%  {:>+6.2}%  {:>8.2}%  {:>6}{} {:>7.2}%  {:>6.2}%",
+                r.scenario,
+                r.frames,
+                100.0 * r.mean_abs_tracking_error,
+                100.0 * r.mean_tracking_bias,
+                100.0 * r.realised_block_error,
+                r.settling_frames,
+                if r.settled { " " } else { "!" },
+                100.0 * r.accuracy,
+                100.0 * r.optimal_accuracy
+            );
+        }
+        println!(
+            "track err: mean |expected cost of the chosen mix - budget| / budget after settling;"
+        );
+        println!("block err: the same for the realised cost averaged over 200-frame blocks; settle: frames");
+        println!("until the 200-frame average stays within 5% of the budget (! = never).");
+        Ok(())
+    }
+}
+
+mod build_cmd {
+    //! `dvt build`: thin wiring over `dvt_edge::engines::build`.
+    use anyhow::{anyhow, Result};
+    use dvt_edge::bundle::Bundle;
+    use dvt_edge::engines::build::{detect_target, find_trtexec, plan, run_step};
+    use dvt_edge::engines::{BatchProfile, Precision, TrtVersion};
+    use std::path::PathBuf;
+
+    #[derive(Clone, Copy, clap::ValueEnum)]
+    pub enum PrecisionArg {
+        Fp16,
+        Fp32,
+    }
+
+    #[derive(clap::Args)]
+    pub struct BuildArgs {
+        /// Bundle directory.
+        #[arg(long, default_value = "engines/fmnist-dvt")]
+        bundle: PathBuf,
+        /// Engine precision.
+        #[arg(long, value_enum, default_value = "fp16")]
+        precision: PrecisionArg,
+        /// Batch profile min,opt,max.
+        #[arg(long, value_delimiter = ',', default_values_t = vec![1usize, 1, 32])]
+        batch: Vec<usize>,
+        /// trtexec binary (default: $TRTEXEC, PATH, /usr/src/tensorrt/bin/trtexec).
+        #[arg(long)]
+        trtexec: Option<PathBuf>,
+        /// TensorRT version (default: asked from trtexec).
+        #[arg(long)]
+        trt_version: Option<String>,
+        /// GPU name (default: nvidia-smi).
+        #[arg(long, requires = "compute_capability")]
+        gpu_name: Option<String>,
+        /// Compute capability, e.g. 8.7 (default: nvidia-smi).
+        #[arg(long, requires = "gpu_name")]
+        compute_capability: Option<String>,
+        /// Rebuild even engines whose key matches.
+        #[arg(long)]
+        force: bool,
+        /// Print the trtexec command lines instead of running them.
+        #[arg(long)]
+        dry_run: bool,
+    }
+
+    pub fn run(args: BuildArgs) -> Result<()> {
+        let bundle = Bundle::load(&args.bundle)?;
+        let precision = match args.precision {
+            PrecisionArg::Fp16 => Precision::Fp16,
+            PrecisionArg::Fp32 => Precision::Fp32,
+        };
+        let batch = match args.batch[..] {
+            [min, opt, max] => BatchProfile::new(min, opt, max),
+            _ => None,
+        }
+        .ok_or_else(|| anyhow!("--batch needs min,opt,max with 1 <= min <= opt <= max"))?;
+        let trtexec = args
+            .trtexec
+            .or_else(find_trtexec)
+            .unwrap_or_else(|| PathBuf::from("trtexec"));
+        let version = match &args.trt_version {
+            Some(v) => Some(TrtVersion::parse(v).ok_or_else(|| anyhow!("bad --trt-version {v}"))?),
+            None => None,
+        };
+        let gpu = match (args.gpu_name, &args.compute_capability) {
+            (Some(name), Some(cc)) => {
+                let v = TrtVersion::parse(cc)
+                    .ok_or_else(|| anyhow!("bad --compute-capability {cc}"))?;
+                Some((name, (v.major, v.minor)))
+            }
+            _ => None,
+        };
+        let target = detect_target(&trtexec, version, gpu).map_err(|e| anyhow!(e))?;
+        let steps = plan(&bundle, &target, precision, batch, args.force)?;
+        eprintln!(
+            "TensorRT {} on {} (sm {}.{}), {precision}, batch {:?}",
+            target.tensorrt,
+            target.gpu_name,
+            target.compute_capability.0,
+            target.compute_capability.1,
+            batch
+        );
+        if args.dry_run {
+            for s in &steps {
+                match &s.args {
+                    Some(a) => println!("{} {}", trtexec.display(), a.join(" ")),
+                    None => println!("# {}: {} is current", s.stage, s.engine.display()),
+                }
+            }
+            return Ok(());
+        }
+        let bar = indicatif::ProgressBar::new(steps.len() as u64);
+        for s in &steps {
+            bar.set_message(s.stage.clone());
+            run_step(&trtexec, s)?;
+            bar.inc(1);
+        }
+        bar.finish_and_clear();
+        for s in &steps {
+            let state = if s.args.is_some() { "built" } else { "current" };
+            println!("{}: {state} {}", s.stage, s.engine.display());
+        }
+        Ok(())
     }
 }

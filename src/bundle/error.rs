@@ -62,7 +62,9 @@ pub enum BundleError {
         path: PathBuf,
     },
     /// A tensor's shape or dtype differs between manifest and ONNX file.
-    #[error("stage {stage}: tensor '{tensor}' is {declared} in the manifest but {found} in {path}")]
+    #[error(
+        "stage {stage}: tensor '{tensor}' is {declared} in the manifest but {found} in {path}"
+    )]
     TensorMismatch {
         /// Stage name.
         stage: String,

@@ -12,7 +12,7 @@ mod validate;
 
 pub use error::BundleError;
 pub use manifest::{
-    Baseline, Dim, DType, InputSpec, Manifest, ModelInfo, OperatingPoint, StageSpec, TensorSpec,
+    Baseline, DType, Dim, InputSpec, Manifest, ModelInfo, OperatingPoint, StageSpec, TensorSpec,
 };
 
 use std::path::{Path, PathBuf};

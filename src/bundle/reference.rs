@@ -37,9 +37,13 @@ pub fn load(dir: &Path) -> Result<References, String> {
     let mut out = BTreeMap::new();
     for e in index.tensors {
         let n: usize = e.shape.iter().product();
-        let data = floats
-            .get(e.offset..e.offset + n)
-            .ok_or_else(|| format!("{}: tensor {} runs past the end", bin_path.display(), e.name))?;
+        let data = floats.get(e.offset..e.offset + n).ok_or_else(|| {
+            format!(
+                "{}: tensor {} runs past the end",
+                bin_path.display(),
+                e.name
+            )
+        })?;
         let arr = ArrayD::from_shape_vec(IxDyn(&e.shape), data.to_vec())
             .map_err(|err| format!("tensor {}: {err}", e.name))?;
         out.insert(e.name, arr);

@@ -106,7 +106,9 @@ fn check_chain(stage: &StageSpec, prev: Option<&StageSpec>) -> Result<(), Bundle
         return Err(chain_err("has no 'logits' output".into()));
     }
     for (input, output) in [("feat_in", "feat_out"), ("attn_in", "attn_out")] {
-        let Some(i) = stage.input(input) else { continue };
+        let Some(i) = stage.input(input) else {
+            continue;
+        };
         let Some(prev) = prev else {
             return Err(chain_err(format!("first stage cannot take '{input}'")));
         };

@@ -71,7 +71,10 @@ mod tests {
     fn threshold_count_is_checked() {
         assert_eq!(
             validate_thresholds(&[0.5], 3),
-            Err(ThresholdError::Count { given: 1, needed: 2 })
+            Err(ThresholdError::Count {
+                given: 1,
+                needed: 2
+            })
         );
         assert!(validate_thresholds(&[0.5, 0.4], 3).is_ok());
         assert_eq!(

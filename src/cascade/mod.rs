@@ -75,7 +75,9 @@ pub enum CascadeError {
     #[error(transparent)]
     Thresholds(#[from] ThresholdError),
     /// The bundle's stages cannot be wired together.
-    #[error("stage {stage}: input '{input}' has no source (expected 'image' or an upstream '*_out')")]
+    #[error(
+        "stage {stage}: input '{input}' has no source (expected 'image' or an upstream '*_out')"
+    )]
     Wiring {
         /// Stage name.
         stage: String,

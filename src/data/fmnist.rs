@@ -1,4 +1,6 @@
-//! Fashion-MNIST as shipped by Debian's `dataset-fashion-mnist` (IDX files, gzipped).
+//! Labelled images in IDX files: Fashion-MNIST as shipped by Debian's `dataset-fashion-mnist`
+//! (`[n, H, W]`, gzipped), or any `[n, H, W, C]` u8 IDX pair in the same naming (colour datasets
+//! such as an ImageNet validation subset converted with `tools/images_to_idx.py`).
 
 use super::idx::{self, IdxError};
 use std::path::{Path, PathBuf};
@@ -17,14 +19,16 @@ pub enum Split {
     Calibration,
 }
 
-/// Images (u8, HW) and labels.
+/// Images (u8, HWC; C = 1 for grey) and labels.
 #[derive(Debug, Clone)]
 pub struct Dataset {
     /// Image height.
     pub height: usize,
     /// Image width.
     pub width: usize,
-    /// `len * height * width` pixels.
+    /// Channels per pixel (1 for grey, 3 for RGB).
+    pub channels: usize,
+    /// `len * height * width * channels` pixels.
     pub pixels: Vec<u8>,
     /// One label per image.
     pub labels: Vec<u8>,
@@ -43,15 +47,20 @@ impl Dataset {
 
     /// Pixels of images `range`.
     pub fn pixels(&self, range: std::ops::Range<usize>) -> &[u8] {
-        let px = self.height * self.width;
+        let px = self.image_len();
         &self.pixels[range.start * px..range.end * px]
+    }
+
+    /// Values per image (`height * width * channels`).
+    pub fn image_len(&self) -> usize {
+        self.height * self.width * self.channels
     }
 
     /// Keeps the first `n` images.
     pub fn truncate(&mut self, n: usize) {
         if n < self.len() {
             self.labels.truncate(n);
-            self.pixels.truncate(n * self.height * self.width);
+            self.pixels.truncate(n * self.image_len());
         }
     }
 
@@ -67,25 +76,32 @@ impl Dataset {
             path: dir.to_path_buf(),
             reason,
         };
-        if images.dims.len() != 3 || labels.dims.len() != 1 || images.dims[0] != labels.dims[0] {
+        if !(3..=4).contains(&images.dims.len())
+            || labels.dims.len() != 1
+            || images.dims[0] != labels.dims[0]
+        {
             return Err(bad(format!(
                 "images {:?} and labels {:?} do not match",
                 images.dims, labels.dims
             )));
         }
         let (n, h, w) = (images.dims[0], images.dims[1], images.dims[2]);
+        let c = images.dims.get(3).copied().unwrap_or(1);
         let mut ds = Dataset {
             height: h,
             width: w,
+            channels: c,
             pixels: images.data,
             labels: labels.data,
         };
         if split == Split::Calibration {
             if n < CALIBRATION_IMAGES {
-                return Err(bad(format!("{n} training images, need {CALIBRATION_IMAGES}")));
+                return Err(bad(format!(
+                    "{n} training images, need {CALIBRATION_IMAGES}"
+                )));
             }
             let start = n - CALIBRATION_IMAGES;
-            ds.pixels.drain(..start * h * w);
+            ds.pixels.drain(..start * h * w * c);
             ds.labels.drain(..start);
         }
         Ok(ds)

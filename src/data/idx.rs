@@ -65,7 +65,10 @@ pub fn parse(bytes: &[u8]) -> Result<IdxArray, String> {
         return Err(format!("bad magic {:02x}{:02x}", bytes[0], bytes[1]));
     }
     if bytes[2] != 0x08 {
-        return Err(format!("element type 0x{:02x}, only u8 (0x08) is supported", bytes[2]));
+        return Err(format!(
+            "element type 0x{:02x}, only u8 (0x08) is supported",
+            bytes[2]
+        ));
     }
     let ndim = bytes[3] as usize;
     let header = 4 + 4 * ndim;
@@ -84,7 +87,10 @@ pub fn parse(bytes: &[u8]) -> Result<IdxArray, String> {
         .ok_or("dimensions overflow")?;
     let body = &bytes[header..];
     if body.len() != n {
-        return Err(format!("{} values for dims {dims:?}, expected {n}", body.len()));
+        return Err(format!(
+            "{} values for dims {dims:?}, expected {n}",
+            body.len()
+        ));
     }
     Ok(IdxArray {
         dims,

@@ -4,11 +4,73 @@ use crate::backend::HostTensor;
 use crate::bundle::InputSpec;
 use ndarray::Array4;
 
+/// Pixels that cannot become the model's input tensor.
+#[derive(Debug, thiserror::Error, PartialEq)]
+pub enum PreprocessError {
+    /// The pixel count is not `n * H * W * C` of the model's input.
+    #[error(
+        "{got} pixel values for {n} image(s), but the model takes {height}x{width}x{channels} \
+         images ({expected} values); the data does not fit this bundle"
+    )]
+    Geometry {
+        /// Images in the batch.
+        n: usize,
+        /// Pixel values given.
+        got: usize,
+        /// Pixel values expected.
+        expected: usize,
+        /// Model input height.
+        height: usize,
+        /// Model input width.
+        width: usize,
+        /// Model input channels.
+        channels: usize,
+    },
+    /// The manifest's normalisation does not have one mean and one std per channel.
+    #[error("input spec has {channels} channel(s) but {means} mean and {stds} std value(s)")]
+    Normalisation {
+        /// Channels.
+        channels: usize,
+        /// Mean values.
+        means: usize,
+        /// Std values.
+        stds: usize,
+    },
+}
+
+/// Checks that `n` images of `pixels` fit `spec` (see [`normalize_u8_hwc`]).
+pub fn check_geometry(pixels: usize, n: usize, spec: &InputSpec) -> Result<(), PreprocessError> {
+    let (h, w, c) = (spec.height, spec.width, spec.channels);
+    if spec.mean.len() != c || spec.std.len() != c {
+        return Err(PreprocessError::Normalisation {
+            channels: c,
+            means: spec.mean.len(),
+            stds: spec.std.len(),
+        });
+    }
+    let expected = n * h * w * c;
+    if pixels != expected {
+        return Err(PreprocessError::Geometry {
+            n,
+            got: pixels,
+            expected,
+            height: h,
+            width: w,
+            channels: c,
+        });
+    }
+    Ok(())
+}
+
 /// Normalises `n` images of u8 pixels, each `height * width * channels` values in HWC order
 /// (for one channel, HW), into an `[n, C, H, W]` tensor: `(p / scale - mean[c]) / std[c]`.
-pub fn normalize_u8_hwc(pixels: &[u8], n: usize, spec: &InputSpec) -> HostTensor {
+pub fn normalize_u8_hwc(
+    pixels: &[u8],
+    n: usize,
+    spec: &InputSpec,
+) -> Result<HostTensor, PreprocessError> {
+    check_geometry(pixels.len(), n, spec)?;
     let (h, w, c) = (spec.height, spec.width, spec.channels);
-    assert_eq!(pixels.len(), n * h * w * c, "pixel buffer does not match the input spec");
     let mut out = Array4::<f32>::zeros((n, c, h, w));
     for (i, mut img) in out.outer_iter_mut().enumerate() {
         let src = &pixels[i * h * w * c..(i + 1) * h * w * c];
@@ -22,7 +84,7 @@ pub fn normalize_u8_hwc(pixels: &[u8], n: usize, spec: &InputSpec) -> HostTensor
             }
         }
     }
-    out.into_dyn()
+    Ok(out.into_dyn())
 }
 
 #[cfg(test)]
@@ -41,11 +103,30 @@ mod tests {
             std: vec![1.0, 0.5],
         };
         // HWC: pixel0 = (255, 0), pixel1 = (0, 255)
-        let t = normalize_u8_hwc(&[255, 0, 0, 255], 1, &spec);
+        let t = normalize_u8_hwc(&[255, 0, 0, 255], 1, &spec).unwrap();
         assert_eq!(t.shape(), &[1, 2, 1, 2]);
         assert_eq!(t[[0, 0, 0, 0]], 1.0);
         assert_eq!(t[[0, 0, 0, 1]], 0.0);
         assert_eq!(t[[0, 1, 0, 0]], -1.0);
         assert_eq!(t[[0, 1, 0, 1]], 1.0);
+    }
+
+    #[test]
+    fn wrong_geometry_is_an_error_not_a_panic() {
+        let spec = InputSpec {
+            height: 28,
+            width: 28,
+            channels: 1,
+            layout: "NCHW".into(),
+            scale: 255.0,
+            mean: vec![0.5],
+            std: vec![0.5],
+        };
+        let err = normalize_u8_hwc(&[0u8; 224 * 224 * 3], 1, &spec).unwrap_err();
+        assert!(matches!(
+            err,
+            PreprocessError::Geometry { expected: 784, .. }
+        ));
+        assert!(err.to_string().contains("28x28x1"), "{err}");
     }
 }

@@ -22,7 +22,9 @@ impl LatencyStats {
             return Self::default();
         }
         samples.sort_by(f64::total_cmp);
-        let rank = |q: f64| samples[((q * samples.len() as f64).ceil() as usize).clamp(1, samples.len()) - 1];
+        let rank = |q: f64| {
+            samples[((q * samples.len() as f64).ceil() as usize).clamp(1, samples.len()) - 1]
+        };
         Self {
             calls: samples.len(),
             mean: samples.iter().sum::<f64>() / samples.len() as f64,

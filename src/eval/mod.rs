@@ -7,11 +7,22 @@ pub use latency::LatencyStats;
 use crate::backend::Backend;
 use crate::bundle::Manifest;
 use crate::cascade::{Cascade, CascadeError};
-use crate::data::preprocess::normalize_u8_hwc;
+use crate::data::preprocess::{normalize_u8_hwc, PreprocessError};
 use crate::data::Dataset;
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::Serialize;
 use std::time::Instant;
+
+/// Why an evaluation stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum EvalError {
+    /// The cascade failed.
+    #[error(transparent)]
+    Cascade(#[from] CascadeError),
+    /// The dataset's images do not fit the bundle's input.
+    #[error(transparent)]
+    Input(#[from] PreprocessError),
+}
 
 /// How to evaluate.
 #[derive(Debug, Clone)]
@@ -81,9 +92,11 @@ fn progress_bar(len: usize, show: bool) -> ProgressBar {
     }
     let pb = ProgressBar::new(len as u64);
     pb.set_style(
-        ProgressStyle::with_template("{prefix} [{bar:40}] {pos}/{len} images, {per_sec}, eta {eta}")
-            .expect("static template")
-            .progress_chars("=> "),
+        ProgressStyle::with_template(
+            "{prefix} [{bar:40}] {pos}/{len} images, {per_sec}, eta {eta}",
+        )
+        .expect("static template")
+        .progress_chars("=> "),
     );
     pb
 }
@@ -94,7 +107,7 @@ pub fn evaluate<B: Backend>(
     manifest: &Manifest,
     data: &Dataset,
     opts: &EvalOptions,
-) -> Result<EvalReport, CascadeError> {
+) -> Result<EvalReport, EvalError> {
     let n = data.len();
     let batch = opts.batch.max(1);
     let stages = cascade.num_stages();
@@ -108,7 +121,7 @@ pub fn evaluate<B: Backend>(
     let start = Instant::now();
     for lo in (0..n).step_by(batch) {
         let hi = (lo + batch).min(n);
-        let images = normalize_u8_hwc(data.pixels(lo..hi), hi - lo, &manifest.model.input);
+        let images = normalize_u8_hwc(data.pixels(lo..hi), hi - lo, &manifest.model.input)?;
         let t = Instant::now();
         let result = cascade.classify(images, &opts.thresholds)?;
         cascade_ms.push(t.elapsed().as_secs_f64() * 1e3);
@@ -134,7 +147,10 @@ pub fn evaluate<B: Backend>(
         mean_gflops: gflops / nf,
         exit_fractions: exits.iter().map(|&e| e as f64 / nf).collect(),
         images_per_s: n as f64 / wall.max(1e-12),
-        stage_latency_ms: stage_ms.iter_mut().map(|v| LatencyStats::from_samples(v)).collect(),
+        stage_latency_ms: stage_ms
+            .iter_mut()
+            .map(|v| LatencyStats::from_samples(v))
+            .collect(),
         cascade_latency_ms: LatencyStats::from_samples(&mut cascade_ms),
     })
 }
@@ -146,7 +162,7 @@ pub fn evaluate_all_stages<B: Backend>(
     data: &Dataset,
     batch: usize,
     progress: bool,
-) -> Result<AllStagesReport, CascadeError> {
+) -> Result<AllStagesReport, EvalError> {
     let n = data.len();
     let batch = batch.max(1);
     let stages = cascade.num_stages();
@@ -156,7 +172,7 @@ pub fn evaluate_all_stages<B: Backend>(
     pb.set_prefix("all stages");
     for lo in (0..n).step_by(batch) {
         let hi = (lo + batch).min(n);
-        let images = normalize_u8_hwc(data.pixels(lo..hi), hi - lo, &manifest.model.input);
+        let images = normalize_u8_hwc(data.pixels(lo..hi), hi - lo, &manifest.model.input)?;
         let labels = &data.labels[lo..hi];
         cascade.run(images, &never_exit, &mut |o| {
             correct[o.stage] += usize::from(o.top1.class == labels[o.image] as usize);

@@ -126,13 +126,16 @@ class DvtStage(nn.Module):
 
     def __init__(self, tokenizer: nn.Module, grid: int, dim: int, depth: int, heads: int,
                  mlp_hidden: int, num_classes: int, qkv_bias: bool = True, ln_eps: float = 1e-5,
-                 upstream_grid: Optional[int] = None, learned_pos: bool = True):
+                 upstream_grid: Optional[int] = None, learned_pos: bool = True,
+                 tokenizer_name: str = "tokenizer"):
         super().__init__()
+        # The official checkpoints call it `tokens_to_token` (T2T) or `patch_embed` (DeiT).
+        self.tokenizer_name = tokenizer_name
         self.grid, self.dim, self.depth, self.heads = grid, dim, depth, heads
         self.upstream_grid = upstream_grid
         tokens = grid * grid + 1
         reuse = ReuseGeometry(upstream_grid, grid) if upstream_grid else None
-        self.tokenizer = tokenizer
+        setattr(self, tokenizer_name, tokenizer)
         self.cls_token = nn.Parameter(torch.zeros(1, 1, dim))
         self.pos_embed = nn.Parameter(torch.zeros(1, tokens, dim), requires_grad=learned_pos)
         nn.init.trunc_normal_(self.cls_token, std=0.02)
@@ -155,7 +158,8 @@ class DvtStage(nn.Module):
         return self.upstream_grid is not None
 
     def forward(self, image, feat_in=None, attn_in=None) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        x = self.tokenizer(image)
+        # getattr default: stages pickled before `tokenizer_name` existed still run.
+        x = getattr(self, getattr(self, "tokenizer_name", "tokenizer"))(image)
         cls = self.cls_token.expand(x.shape[0], -1, -1)
         x = torch.cat([cls, x], dim=1) + self.pos_embed
         rels: List[Optional[torch.Tensor]] = [None] * self.depth

@@ -1,0 +1,36 @@
+//! Shared helpers for the integration tests.
+#![allow(dead_code)]
+
+use ndarray::ArrayD;
+use std::path::{Path, PathBuf};
+
+/// The bundled, trained cascade.
+pub fn bundle_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("engines/fmnist-dvt")
+}
+
+/// max |a - b| / max |b|.
+pub fn rel_err(a: &ArrayD<f32>, b: &ArrayD<f32>) -> f32 {
+    assert_eq!(a.shape(), b.shape(), "shapes differ");
+    let diff = a
+        .iter()
+        .zip(b.iter())
+        .map(|(x, y)| (x - y).abs())
+        .fold(0f32, f32::max);
+    let scale = b.iter().map(|v| v.abs()).fold(0f32, f32::max).max(1e-12);
+    diff / scale
+}
+
+/// Copies a directory tree (one level of subfolders is enough for bundles).
+pub fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let dest = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &dest);
+        } else {
+            std::fs::copy(entry.path(), dest).unwrap();
+        }
+    }
+}
