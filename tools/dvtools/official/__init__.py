@@ -1,0 +1,9 @@
+"""The official DVT models (T2T-ViT-12/14, DeiT-S) with the official state_dict names.
+
+`build(arch)` gives a 3-stage cascade whose `state_dict()` keys equal the released checkpoints'
+(spec dvt-model.md §8.1), so `load_checkpoint` can load them with strict=True.
+"""
+from .arch import ARCHS, OfficialDvt, build
+from .checkpoint import CheckpointError, load_checkpoint, make_checkpoint
+
+__all__ = ["ARCHS", "OfficialDvt", "build", "CheckpointError", "load_checkpoint", "make_checkpoint"]
