@@ -29,4 +29,9 @@ if [ ! -x .venv/bin/python ]; then
 fi
 .venv/bin/python -c "import onnxruntime, pytest" 2>/dev/null || \
   .venv/bin/pip install -q --disable-pip-version-check -r tools/requirements.txt
+# A real TensorRT runtime for the loader test (no GPU needed to dlopen and version-check it):
+# NVIDIA's lean runtime, the only libnvinfer that PyPI serves as a wheel (46 MB).
+[ -e .venv/trt-lean/tensorrt_lean_libs/libnvinfer_lean.so.10 ] || \
+  .venv/bin/pip install -q --disable-pip-version-check --no-deps --target .venv/trt-lean \
+    tensorrt-lean-cu12-libs==10.16.1.11
 echo "setup: ok"

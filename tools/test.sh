@@ -10,7 +10,10 @@ cargo test
 # features (shim against TRT 10) and run the tests that need no device.
 tools/trt-headers/check-shim.sh
 cargo clippy --lib --bins --tests --features cuda,tensorrt -- -D warnings
-cargo test --features cuda,tensorrt --test cuda_device --test tensorrt_loader
+# DVT_NVINFER: the real TensorRT 10.16 lean runtime that setup.sh fetched from PyPI, so the loader
+# test dlopens and version-checks a genuine libnvinfer (and the backend refuses cleanly: no GPU).
+DVT_NVINFER="$PWD/.venv/trt-lean/tensorrt_lean_libs/libnvinfer_lean.so.10" \
+  cargo test --features cuda,tensorrt --test cuda_device --test tensorrt_loader
 # The Python tests of the official-model exporter run the built `dvt check-bundle` on the bundles
 # they export (Rust CPU backend vs PyTorch), so the binary is built first.
 cargo build --bin dvt
