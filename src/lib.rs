@@ -5,9 +5,13 @@
 //! rule), [`data`] (datasets and pre-processing) and [`eval`] (accuracy / cost reports).
 
 pub mod backend;
+pub mod bench;
+pub mod budget_source;
 pub mod bundle;
 pub mod cascade;
 pub mod check_bundle;
+pub mod client;
+pub mod daemon;
 pub mod data;
 pub mod engines;
 pub mod eval;

@@ -14,6 +14,10 @@ cargo clippy --lib --bins --tests --features cuda,tensorrt -- -D warnings
 # test dlopens and version-checks a genuine libnvinfer (and the backend refuses cleanly: no GPU).
 DVT_NVINFER="$PWD/.venv/trt-lean/tensorrt_lean_libs/libnvinfer_lean.so.10" \
   cargo test --features cuda,tensorrt --test cuda_device --test tensorrt_loader
+# dvtd's NVML power budget source (nvml-wrapper loads libnvidia-ml at run time).
+cargo clippy --lib --bins --features nvml -- -D warnings
+# Bounded fuzzing of the frame and reply parsers (needs a nightly toolchain).
+if rustup toolchain list 2>/dev/null | grep -q nightly; then tools/fuzz.sh 20; fi
 # The Python tests of the official-model exporter run the built `dvt check-bundle` on the bundles
 # they export (Rust CPU backend vs PyTorch), so the binary is built first.
 cargo build --bin dvt

@@ -37,6 +37,14 @@ enum Command {
     /// Build the bundle's TensorRT engines for this GPU with trtexec (cached by TensorRT version,
     /// GPU, ONNX hash, precision and batch profile; stale engines are rebuilt).
     Build(build_cmd::BuildArgs),
+    /// Benchmark the CPU backend side by side with ONNX Runtime (per stage, batch 1 and 32),
+    /// the GEMM roofline, and the cascade against the static models (tables, JSON, SVG).
+    Bench(dvt_edge::bench::cli::BenchArgs),
+    /// Talk to a running dvtd: status, stats, set-budget, reload, drain, metrics, health.
+    Ctl(dvt_edge::daemon::ctl::CtlArgs),
+    /// Start dvtd on the bundled cascade, stream the Fashion-MNIST test images through its
+    /// socket while stepping the budget, and print accuracy, cost, exits and fps per step.
+    Demo(dvt_edge::daemon::demo::DemoArgs),
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -88,6 +96,9 @@ fn main() -> Result<()> {
         Command::Simulate(args) => policy_cmd::simulate(args),
         Command::CheckBundle(args) => check_cmd::run(args),
         Command::Build(args) => build_cmd::run(args),
+        Command::Bench(args) => Ok(dvt_edge::bench::cli::run_cli(&args)?),
+        Command::Ctl(args) => Ok(dvt_edge::daemon::ctl::run(&args)?),
+        Command::Demo(args) => Ok(dvt_edge::daemon::demo::run(&args)?),
     }
 }
 

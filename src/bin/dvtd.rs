@@ -1,6 +1,94 @@
-//! `dvtd`: the edge daemon (see the daemon issue); not yet implemented.
+//! `dvtd`: the edge daemon. Argument parsing and wiring only; the work is in
+//! `dvt_edge::daemon`.
 
-fn main() {
-    eprintln!("dvtd: the daemon is not implemented yet");
-    std::process::exit(2);
+use anyhow::Result;
+use clap::Parser;
+use dvt_edge::daemon::{self, ConfigSource};
+use std::path::PathBuf;
+
+/// Serves a DVT cascade on a Unix socket (binary frames + JSON control lines), meeting a
+/// compute or power budget. Every setting of dvtd.toml can be overridden with --set.
+#[derive(Parser)]
+#[command(name = "dvtd", version)]
+struct Args {
+    /// Configuration file (configs/dvtd.toml documents every setting).
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Bundle directory.
+    #[arg(long)]
+    bundle: Option<PathBuf>,
+    /// Socket path.
+    #[arg(long)]
+    socket: Option<PathBuf>,
+    /// CPU threads (0: all cores).
+    #[arg(long)]
+    threads: Option<usize>,
+    /// Queue length before "busy" replies.
+    #[arg(long)]
+    queue: Option<usize>,
+    /// Most frames per cascade call.
+    #[arg(long)]
+    max_batch: Option<usize>,
+    /// Loopback HTTP address for /metrics and /healthz.
+    #[arg(long)]
+    http: Option<String>,
+    /// Budget source: none, static, file, jetson, nvml.
+    #[arg(long)]
+    budget_source: Option<String>,
+    /// Budget of the static source (e.g. 0.005gflops, 30ips, 4ms, 10w); implies
+    /// --budget-source static unless another source is given.
+    #[arg(long)]
+    budget: Option<String>,
+    /// Budget while the source is missing or stale.
+    #[arg(long)]
+    safe_budget: Option<String>,
+    /// Any setting: KEY=VALUE with dotted keys (e.g. budget.poll_ms=50); repeatable.
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    set: Vec<String>,
+}
+
+fn quoted(s: &str) -> String {
+    toml::Value::String(s.to_string()).to_string()
+}
+
+fn main() -> Result<()> {
+    let a = Args::parse();
+    let mut o = Vec::new();
+    let path = |p: &PathBuf| quoted(&p.to_string_lossy());
+    if let Some(v) = &a.bundle {
+        o.push(format!("bundle={}", path(v)));
+    }
+    if let Some(v) = &a.socket {
+        o.push(format!("socket={}", path(v)));
+    }
+    if let Some(v) = a.threads {
+        o.push(format!("threads={v}"));
+    }
+    if let Some(v) = a.queue {
+        o.push(format!("queue={v}"));
+    }
+    if let Some(v) = a.max_batch {
+        o.push(format!("max_batch={v}"));
+    }
+    if let Some(v) = &a.http {
+        o.push(format!("http={}", quoted(v)));
+    }
+    if let Some(v) = &a.budget {
+        o.push(format!("budget.value={}", quoted(v)));
+        if a.budget_source.is_none() {
+            o.push("budget.source=\"static\"".into());
+        }
+    }
+    if let Some(v) = &a.budget_source {
+        o.push(format!("budget.source={}", quoted(v)));
+    }
+    if let Some(v) = &a.safe_budget {
+        o.push(format!("budget.safe={}", quoted(v)));
+    }
+    o.extend(a.set);
+    daemon::run(ConfigSource {
+        file: a.config,
+        overrides: o,
+    })?;
+    Ok(())
 }

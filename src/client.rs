@@ -1,0 +1,214 @@
+//! Rust client of `dvtd`: binary frames (pipelined or one at a time) and JSON control lines
+//! on the daemon's Unix socket. See `docs/protocol.md`.
+
+use crate::daemon::protocol::{
+    FrameHeader, Layout, PixelType, Reply, ReplyError, HEADER_LEN, REPLY_LEN,
+};
+use std::io::{BufRead, BufReader, BufWriter, Read, Write};
+use std::os::unix::net::UnixStream;
+use std::path::Path;
+
+/// Client errors.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    /// Socket I/O failed (daemon gone, connection closed).
+    #[error("socket: {0}")]
+    Io(#[from] std::io::Error),
+    /// The daemon sent something that is not a reply.
+    #[error(transparent)]
+    Reply(#[from] ReplyError),
+    /// A control reply that is not JSON.
+    #[error("control reply is not JSON: {0}")]
+    Json(#[from] serde_json::Error),
+    /// The frame does not fit the protocol.
+    #[error("frame: {0}")]
+    Frame(String),
+}
+
+/// An image to send.
+#[derive(Debug, Clone, Copy)]
+pub struct Image<'a> {
+    /// Height.
+    pub height: u16,
+    /// Width.
+    pub width: u16,
+    /// Channels.
+    pub channels: u16,
+    /// Pixel order.
+    pub layout: Layout,
+    /// Pixels.
+    pub pixels: Pixels<'a>,
+}
+
+/// Pixel data.
+#[derive(Debug, Clone, Copy)]
+pub enum Pixels<'a> {
+    /// 8-bit pixels.
+    U8(&'a [u8]),
+    /// Float pixels in [0, 1].
+    F32(&'a [f32]),
+}
+
+impl<'a> Image<'a> {
+    /// A u8 HWC image.
+    pub fn u8_hwc(height: u16, width: u16, channels: u16, pixels: &'a [u8]) -> Self {
+        Self {
+            height,
+            width,
+            channels,
+            layout: Layout::Hwc,
+            pixels: Pixels::U8(pixels),
+        }
+    }
+}
+
+/// Encodes a request (header + payload).
+pub fn encode_frame(id: u64, timestamp_ns: u64, img: &Image<'_>) -> Result<Vec<u8>, ClientError> {
+    let (dtype, bytes): (PixelType, Vec<u8>) = match img.pixels {
+        Pixels::U8(p) => (PixelType::U8, p.to_vec()),
+        Pixels::F32(p) => (
+            PixelType::F32,
+            p.iter().flat_map(|v| v.to_le_bytes()).collect(),
+        ),
+    };
+    let len =
+        u32::try_from(bytes.len()).map_err(|_| ClientError::Frame("payload over 4 GiB".into()))?;
+    let h = FrameHeader {
+        request_id: id,
+        dtype,
+        layout: img.layout,
+        height: img.height,
+        width: img.width,
+        channels: img.channels,
+        payload_len: len,
+        timestamp_ns,
+    };
+    let mut out = Vec::with_capacity(HEADER_LEN + bytes.len());
+    out.extend_from_slice(&h.encode());
+    out.extend_from_slice(&bytes);
+    Ok(out)
+}
+
+/// Reads one frame reply.
+pub fn read_reply(r: &mut impl Read) -> Result<Reply, ClientError> {
+    let mut hb = [0u8; REPLY_LEN];
+    r.read_exact(&mut hb)?;
+    let (mut reply, n) = Reply::decode_header(&hb)?;
+    let mut text = vec![0u8; n];
+    r.read_exact(&mut text)?;
+    reply.text = String::from_utf8_lossy(&text).into_owned();
+    Ok(reply)
+}
+
+/// A connection to the daemon.
+pub struct Client {
+    reader: BufReader<UnixStream>,
+    writer: BufWriter<UnixStream>,
+    next_id: u64,
+}
+
+impl Client {
+    /// Connects to the daemon's socket.
+    pub fn connect(path: impl AsRef<Path>) -> Result<Self, ClientError> {
+        let s = UnixStream::connect(path)?;
+        Ok(Self {
+            reader: BufReader::with_capacity(64 * 1024, s.try_clone()?),
+            writer: BufWriter::with_capacity(64 * 1024, s),
+            next_id: 0,
+        })
+    }
+
+    /// Sends a frame without waiting (pipelining); returns its request id. Call
+    /// [`Client::flush`] before waiting for replies.
+    pub fn send(&mut self, img: &Image<'_>, timestamp_ns: u64) -> Result<u64, ClientError> {
+        let id = self.next_id;
+        self.next_id += 1;
+        self.writer
+            .write_all(&encode_frame(id, timestamp_ns, img)?)?;
+        Ok(id)
+    }
+
+    /// Flushes frames sent so far.
+    pub fn flush(&mut self) -> Result<(), ClientError> {
+        Ok(self.writer.flush()?)
+    }
+
+    /// The next reply (replies can come in any order; match them by `request_id`).
+    pub fn recv(&mut self) -> Result<Reply, ClientError> {
+        read_reply(&mut self.reader)
+    }
+
+    /// Sends one frame and waits for its reply.
+    pub fn classify(&mut self, img: &Image<'_>) -> Result<Reply, ClientError> {
+        self.send(img, 0)?;
+        self.flush()?;
+        self.recv()
+    }
+
+    /// Sends a control command (a JSON object with `cmd`) and returns the reply object.
+    /// Do not interleave with frames whose replies are still pending.
+    pub fn command(&mut self, cmd: &serde_json::Value) -> Result<serde_json::Value, ClientError> {
+        self.writer.write_all(cmd.to_string().as_bytes())?;
+        self.writer.write_all(b"\n")?;
+        self.writer.flush()?;
+        let mut line = String::new();
+        if self.reader.read_line(&mut line)? == 0 {
+            return Err(ClientError::Io(std::io::ErrorKind::UnexpectedEof.into()));
+        }
+        Ok(serde_json::from_str(&line)?)
+    }
+
+    /// Splits into a sending and a receiving half, for a thread each.
+    pub fn split(self) -> (FrameSender, ReplyReceiver) {
+        (
+            FrameSender {
+                writer: self.writer,
+                next_id: self.next_id,
+            },
+            ReplyReceiver {
+                reader: self.reader,
+            },
+        )
+    }
+}
+
+/// The sending half of a [`Client`].
+pub struct FrameSender {
+    writer: BufWriter<UnixStream>,
+    next_id: u64,
+}
+
+impl FrameSender {
+    /// Sends a frame; returns its id.
+    pub fn send(&mut self, img: &Image<'_>, timestamp_ns: u64) -> Result<u64, ClientError> {
+        let id = self.next_id;
+        self.next_id += 1;
+        self.writer
+            .write_all(&encode_frame(id, timestamp_ns, img)?)?;
+        Ok(id)
+    }
+
+    /// Flushes.
+    pub fn flush(&mut self) -> Result<(), ClientError> {
+        Ok(self.writer.flush()?)
+    }
+
+    /// Closes the sending direction (the daemon sees EOF after the frames sent).
+    pub fn finish(mut self) -> Result<(), ClientError> {
+        self.writer.flush()?;
+        self.writer.get_ref().shutdown(std::net::Shutdown::Write)?;
+        Ok(())
+    }
+}
+
+/// The receiving half of a [`Client`].
+pub struct ReplyReceiver {
+    reader: BufReader<UnixStream>,
+}
+
+impl ReplyReceiver {
+    /// The next reply.
+    pub fn recv(&mut self) -> Result<Reply, ClientError> {
+        read_reply(&mut self.reader)
+    }
+}

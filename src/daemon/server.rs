@@ -1,0 +1,367 @@
+//! The socket: accepts connections, and per connection reads frames and control lines
+//! (pipelined: a reader thread queues frames without waiting for answers, a writer thread
+//! sends replies as the worker produces them).
+
+use super::control::{self, Command, MAX_LINE};
+use super::frame;
+use super::log::{limited, log, Level};
+use super::metrics::ErrorKind;
+use super::protocol::{FrameHeader, HeaderError, Reply, Status, HEADER_LEN, REQUEST_MAGIC};
+use super::worker::{Job, Outgoing};
+use super::{Event, Shared};
+use std::io::{BufRead, BufReader, BufWriter, Read, Write};
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
+use std::sync::mpsc::{self, Sender, SyncSender, TrySendError};
+use std::sync::Arc;
+use std::time::Instant;
+
+/// Connection limits.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// Largest payload.
+    pub max_payload: u32,
+    /// Most connections.
+    pub max_connections: usize,
+}
+
+/// Accepts until the daemon drains, then drops the listener (its job sender with it).
+pub fn accept_loop(
+    listener: UnixListener,
+    shared: Arc<Shared>,
+    jobs: SyncSender<Job>,
+    events: Sender<Event>,
+    limits: Limits,
+) {
+    let mut next_id = 0u64;
+    for stream in listener.incoming() {
+        if shared.draining.load(Relaxed) {
+            break;
+        }
+        let stream = match stream {
+            Ok(s) => s,
+            Err(e) => {
+                limited(Level::Warn, format!("accept failed: {e}"));
+                continue;
+            }
+        };
+        if shared.metrics.connections.load(Relaxed) >= limits.max_connections as i64 {
+            shared.metrics.error(ErrorKind::Connections);
+            limited(
+                Level::Warn,
+                format!(
+                    "refusing a connection: {} already open",
+                    limits.max_connections
+                ),
+            );
+            let r = Reply::error(
+                0,
+                0,
+                Status::BadStream,
+                format!("too many connections (limit {})", limits.max_connections),
+            );
+            let _ = (&stream).write_all(&r.encode());
+            continue;
+        }
+        next_id += 1;
+        let id = next_id;
+        if let Ok(clone) = stream.try_clone() {
+            shared.register(id, clone);
+        }
+        shared.metrics.connections.fetch_add(1, Relaxed);
+        let (shared2, jobs2, events2) = (shared.clone(), jobs.clone(), events.clone());
+        let spawned = std::thread::Builder::new()
+            .name(format!("dvtd-conn-{id}"))
+            .spawn(move || connection(id, stream, shared2, jobs2, events2, limits));
+        if let Err(e) = spawned {
+            log(
+                Level::Error,
+                format!("cannot start a connection thread: {e}"),
+            );
+            shared.unregister(id);
+            shared.metrics.connections.fetch_sub(1, Relaxed);
+        }
+    }
+}
+
+fn connection(
+    id: u64,
+    stream: UnixStream,
+    shared: Arc<Shared>,
+    jobs: SyncSender<Job>,
+    events: Sender<Event>,
+    limits: Limits,
+) {
+    let (out, rx) = mpsc::channel::<Outgoing>();
+    let unanswered = Arc::new(AtomicUsize::new(0));
+    let written = unanswered.clone();
+    let writer = stream.try_clone().map(|w| {
+        std::thread::Builder::new()
+            .name(format!("dvtd-write-{id}"))
+            .spawn(move || write_loop(w, rx, &written))
+    });
+    let mut reader = BufReader::with_capacity(64 * 1024, stream);
+    let conn = Conn {
+        shared: &shared,
+        jobs: &jobs,
+        events: &events,
+        out: &out,
+        unanswered: &unanswered,
+        limits,
+    };
+    let end = read_loop(&mut reader, &conn);
+    if let Err(e) = end {
+        limited(Level::Info, format!("connection {id}: {e}"));
+    }
+    drop(jobs);
+    drop(out); // the writer ends once every queued frame of this connection is answered
+    if let Ok(Ok(w)) = writer {
+        let _ = w.join();
+    }
+    shared.unregister(id);
+    shared.metrics.connections.fetch_sub(1, Relaxed);
+    shared.connection_closed();
+}
+
+/// Frames read but not yet answered on the wire, per connection, before the reader pauses:
+/// a client that never reads its replies stalls itself (socket back-pressure) instead of
+/// growing the daemon's memory.
+pub const MAX_UNANSWERED: usize = 4096;
+
+fn write_loop(stream: UnixStream, rx: mpsc::Receiver<Outgoing>, unanswered: &AtomicUsize) {
+    let mut w = BufWriter::with_capacity(64 * 1024, stream);
+    let put = |w: &mut BufWriter<UnixStream>, o: Outgoing| match o {
+        Outgoing::Frame(r) => {
+            unanswered.fetch_sub(1, Relaxed);
+            w.write_all(&r.encode())
+        }
+        Outgoing::Line(l) => w.write_all(l.as_bytes()).and_then(|_| w.write_all(b"\n")),
+    };
+    while let Ok(o) = rx.recv() {
+        let mut ok = put(&mut w, o).is_ok();
+        while ok {
+            match rx.try_recv() {
+                Ok(o) => ok = put(&mut w, o).is_ok(),
+                Err(_) => break,
+            }
+        }
+        if !ok || w.flush().is_err() {
+            // The client is gone: keep receiving (and dropping) so the worker never blocks.
+            for o in rx.iter() {
+                if matches!(o, Outgoing::Frame(_)) {
+                    unanswered.fetch_sub(1, Relaxed);
+                }
+            }
+            return;
+        }
+    }
+    let _ = w.flush();
+}
+
+/// What a connection's reader works with.
+struct Conn<'a> {
+    shared: &'a Shared,
+    jobs: &'a SyncSender<Job>,
+    events: &'a Sender<Event>,
+    out: &'a Sender<Outgoing>,
+    unanswered: &'a AtomicUsize,
+    limits: Limits,
+}
+
+impl Conn<'_> {
+    /// Sends a frame reply (counted as answered by the writer).
+    fn reply(&self, r: Reply) {
+        self.unanswered.fetch_add(1, Relaxed);
+        let _ = self.out.send(Outgoing::Frame(r));
+    }
+}
+
+/// Reads messages until EOF or a stream error; `Err` carries a line for the log.
+fn read_loop(reader: &mut BufReader<UnixStream>, c: &Conn<'_>) -> Result<(), String> {
+    let (shared, jobs, events, out, limits) = (c.shared, c.jobs, c.events, c.out, c.limits);
+    let m = &shared.metrics;
+    let mut payload: Vec<u8> = Vec::new();
+    loop {
+        while c.unanswered.load(Relaxed) >= MAX_UNANSWERED {
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+        let first = match reader.fill_buf() {
+            Ok([]) => return Ok(()),
+            Ok(b) => b[0],
+            Err(e) => return Err(format!("read failed: {e}")),
+        };
+        match first {
+            b'\n' | b'\r' | b' ' | b'\t' => reader.consume(1),
+            b'{' => {
+                let mut line = Vec::new();
+                let n = reader
+                    .by_ref()
+                    .take(MAX_LINE as u64 + 1)
+                    .read_until(b'\n', &mut line)
+                    .map_err(|e| format!("read failed: {e}"))?;
+                if n > MAX_LINE {
+                    m.error(ErrorKind::BadControl);
+                    let _ = out.send(Outgoing::Line(error_json(&format!(
+                        "control line longer than {MAX_LINE} bytes"
+                    ))));
+                    return Err("control line too long; closed".into());
+                }
+                let text = String::from_utf8_lossy(&line);
+                let reply = match control::parse_command(&text) {
+                    Ok(cmd) => execute(cmd, shared, events),
+                    Err(e) => {
+                        m.error(ErrorKind::BadControl);
+                        error_json(&e.to_string())
+                    }
+                };
+                let _ = out.send(Outgoing::Line(reply));
+            }
+            _ => {
+                let mut hb = [0u8; HEADER_LEN];
+                if let Err(e) = reader.read_exact(&mut hb) {
+                    m.error(ErrorKind::Disconnect);
+                    return Err(format!("disconnected inside a frame header: {e}"));
+                }
+                let received = Instant::now();
+                let header = match FrameHeader::decode(&hb, limits.max_payload) {
+                    Ok(h) => h,
+                    Err((e, raw)) => {
+                        let id = raw.map_or(0, |r| r.request_id);
+                        let ts = u64::from_le_bytes(hb[32..40].try_into().expect("8 bytes"));
+                        m.frames_error.fetch_add(1, Relaxed);
+                        if e.is_fatal() {
+                            m.error(match e {
+                                HeaderError::TooLarge { .. } => ErrorKind::TooLarge,
+                                _ => ErrorKind::BadStream,
+                            });
+                            let garbage = hb[0..4] != REQUEST_MAGIC;
+                            c.reply(Reply::error(
+                                id,
+                                ts,
+                                Status::BadStream,
+                                format!("{e}; closing the connection"),
+                            ));
+                            return Err(if garbage {
+                                format!("not a frame or a control line ({e}); closed")
+                            } else {
+                                format!("{e}; closed")
+                            });
+                        }
+                        m.error(ErrorKind::BadHeader);
+                        let len = raw.map_or(0, |r| u64::from(r.payload_len));
+                        let skipped =
+                            std::io::copy(&mut reader.by_ref().take(len), &mut std::io::sink())
+                                .map_err(|e| format!("read failed: {e}"))?;
+                        if skipped < len {
+                            m.error(ErrorKind::Disconnect);
+                            return Err("disconnected inside a frame payload".into());
+                        }
+                        c.reply(Reply::error(id, ts, Status::BadRequest, e.to_string()));
+                        continue;
+                    }
+                };
+                payload.resize(header.payload_len as usize, 0);
+                if let Err(e) = reader.read_exact(&mut payload) {
+                    m.error(ErrorKind::Disconnect);
+                    return Err(format!(
+                        "disconnected inside frame {}: {e}",
+                        header.request_id
+                    ));
+                }
+                let spec = shared.input();
+                let image = match frame::to_input(&header, &payload, &spec) {
+                    Ok(v) => v,
+                    Err(e) => {
+                        m.error(ErrorKind::BadPixels);
+                        m.frames_error.fetch_add(1, Relaxed);
+                        c.reply(Reply::error(
+                            header.request_id,
+                            header.timestamp_ns,
+                            Status::BadRequest,
+                            e.to_string(),
+                        ));
+                        continue;
+                    }
+                };
+                let job = Job {
+                    id: header.request_id,
+                    timestamp_ns: header.timestamp_ns,
+                    image,
+                    shape: [spec.channels, spec.height, spec.width],
+                    received,
+                    reply: out.clone(),
+                };
+                m.queue_depth.fetch_add(1, Relaxed);
+                c.unanswered.fetch_add(1, Relaxed);
+                if let Err(e) = jobs.try_send(job) {
+                    m.queue_depth.fetch_sub(1, Relaxed);
+                    c.unanswered.fetch_sub(1, Relaxed);
+                    let (status, text) = match e {
+                        TrySendError::Full(_) => {
+                            m.frames_busy.fetch_add(1, Relaxed);
+                            (
+                                Status::Busy,
+                                "busy: the queue is full, retry later".to_string(),
+                            )
+                        }
+                        TrySendError::Disconnected(_) => {
+                            m.frames_error.fetch_add(1, Relaxed);
+                            (Status::Internal, "the daemon is shutting down".to_string())
+                        }
+                    };
+                    c.reply(Reply::error(
+                        header.request_id,
+                        header.timestamp_ns,
+                        status,
+                        text,
+                    ));
+                }
+            }
+        }
+    }
+}
+
+fn error_json(msg: &str) -> String {
+    serde_json::json!({"ok": false, "error": msg}).to_string()
+}
+
+/// Runs one control command; returns the JSON reply line.
+pub fn execute(cmd: Command, shared: &Shared, events: &Sender<Event>) -> String {
+    match cmd {
+        Command::Status => shared.status_json().to_string(),
+        Command::Stats => shared.stats_json().to_string(),
+        Command::Metrics => {
+            serde_json::json!({"ok": true, "text": shared.metrics_text()}).to_string()
+        }
+        Command::Health => {
+            let (ok, why) = shared.health();
+            serde_json::json!({"ok": ok, "health": why}).to_string()
+        }
+        Command::SetBudget(b) => {
+            shared.set_override(b);
+            let mut v = shared.status_json();
+            v["set"] = b.as_ref().map_or(
+                serde_json::Value::String("auto".into()),
+                control::budget_json,
+            );
+            v.to_string()
+        }
+        Command::Reload => {
+            let (tx, rx) = mpsc::channel();
+            if events.send(Event::Reload(tx)).is_err() {
+                return error_json("the daemon is shutting down");
+            }
+            match rx.recv() {
+                Ok(Ok(msg)) => serde_json::json!({"ok": true, "reloaded": msg}).to_string(),
+                Ok(Err(e)) => error_json(&format!(
+                    "reload refused, still serving the old bundle: {e}"
+                )),
+                Err(_) => error_json("the daemon is shutting down"),
+            }
+        }
+        Command::Drain => {
+            let _ = events.send(Event::Drain);
+            serde_json::json!({"ok": true, "draining": true}).to_string()
+        }
+    }
+}

@@ -1,0 +1,330 @@
+//! The inference worker: one thread per backend context, fed by a bounded queue. It runs up to
+//! `max_batch` queued frames per cascade call with thresholds from the budget controller, and
+//! takes a new engine (reload) between calls, so no frame is dropped by a swap.
+
+use super::log::{log, Level};
+use super::metrics::MAX_STAGES;
+use super::protocol::{Reply, Status};
+use super::{notify, Shared};
+use crate::backend::cpu::CpuBackend;
+use crate::backend::Backend;
+use crate::bundle::{Bundle, InputSpec};
+use crate::cascade::Cascade;
+use crate::policy::{Budget, Controller, ControllerConfig, ControllerState, OperatingTable};
+use ndarray::Array4;
+use serde::Serialize;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// What goes back to a connection's writer.
+#[derive(Debug)]
+pub enum Outgoing {
+    /// A frame reply.
+    Frame(Reply),
+    /// A control reply (one JSON line, newline added by the writer).
+    Line(String),
+}
+
+/// One accepted frame.
+#[derive(Debug)]
+pub struct Job {
+    /// Request id.
+    pub id: u64,
+    /// Client timestamp, echoed.
+    pub timestamp_ns: u64,
+    /// Normalised `[C, H, W]` image.
+    pub image: Vec<f32>,
+    /// Its `[C, H, W]`.
+    pub shape: [usize; 3],
+    /// When the frame was read.
+    pub received: Instant,
+    /// The connection's writer.
+    pub reply: Sender<Outgoing>,
+}
+
+/// Messages to the worker besides frames.
+pub enum WorkerMsg {
+    /// Use this engine from the next batch on; acknowledge on the sender.
+    Swap(Box<Engine>, Sender<()>),
+}
+
+/// Why an engine could not be made.
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    /// Loading the bundle failed.
+    #[error("bundle {dir}: {reason}")]
+    Bundle {
+        /// Bundle folder.
+        dir: PathBuf,
+        /// Why.
+        reason: String,
+    },
+}
+
+/// A warm cascade with its operating table and controller.
+pub struct Engine {
+    cascade: Cascade<CpuBackend>,
+    table: OperatingTable,
+    controller_config: ControllerConfig,
+    controller: Controller,
+    labels: Vec<String>,
+    /// The bundle's input.
+    pub input: InputSpec,
+    /// Model name.
+    pub name: String,
+    /// Bundle folder.
+    pub dir: PathBuf,
+    backend: String,
+}
+
+impl Engine {
+    /// Loads and validates the bundle, loads every stage and runs warm-up frames (all stages,
+    /// every batch size up to `max_batch`), so the first client frame is served warm and a
+    /// broken bundle is refused before it replaces a working one.
+    pub fn load(
+        dir: &Path,
+        threads: usize,
+        max_batch: usize,
+        controller_config: ControllerConfig,
+    ) -> Result<Self, EngineError> {
+        let fail = |reason: String| EngineError::Bundle {
+            dir: dir.to_path_buf(),
+            reason,
+        };
+        let bundle = Bundle::load(dir).map_err(|e| fail(e.to_string()))?;
+        let m = &bundle.manifest;
+        let table = OperatingTable::from_manifest(m).map_err(|e| fail(e.to_string()))?;
+        let backend = if threads == 0 {
+            CpuBackend::with_available_threads()
+        } else {
+            CpuBackend::new(threads)
+        };
+        let backend_name = backend.name();
+        let mut cascade = Cascade::load(backend, &bundle).map_err(|e| fail(e.to_string()))?;
+        let input = m.model.input.clone();
+        let never_exit = vec![2.0f32; cascade.num_stages().saturating_sub(1)];
+        for n in 1..=max_batch.max(1) {
+            let zeros = Array4::<f32>::zeros((n, input.channels, input.height, input.width));
+            cascade
+                .classify(zeros.into_dyn(), &never_exit)
+                .map_err(|e| fail(format!("warm-up frame failed: {e}")))?;
+        }
+        let controller = Controller::new(table.clone(), controller_config.clone());
+        Ok(Self {
+            cascade,
+            controller,
+            controller_config,
+            labels: m.model.classes.clone(),
+            name: m.model.name.clone(),
+            dir: dir.to_path_buf(),
+            input,
+            table,
+            backend: backend_name,
+        })
+    }
+
+    /// Number of stages.
+    pub fn num_stages(&self) -> usize {
+        self.cascade.num_stages()
+    }
+
+    fn apply_budget(&mut self, budget: Option<Budget>) {
+        match budget {
+            Some(b) => self.controller.set_budget(b),
+            // The controller has no "no budget": start over on the most accurate point.
+            None => {
+                self.controller =
+                    Controller::new(self.table.clone(), self.controller_config.clone())
+            }
+        }
+    }
+}
+
+/// What the worker is doing, for `status`, STATUS= and metrics.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct WorkerStatus {
+    /// Model name.
+    pub model: String,
+    /// Bundle folder.
+    pub bundle: String,
+    /// Backend.
+    pub backend: String,
+    /// Stages.
+    pub stages: usize,
+    /// Controller state (budget, mix of points, drift).
+    pub controller: Option<ControllerState>,
+    /// Thresholds of the last batch.
+    pub thresholds: Vec<f32>,
+    /// Frames per second over the last status period.
+    pub fps: f64,
+}
+
+/// Runs the worker until every job sender is gone and the queue is empty.
+pub fn run(
+    mut engine: Engine,
+    jobs: Receiver<Job>,
+    msgs: Receiver<WorkerMsg>,
+    shared: Arc<Shared>,
+    max_batch: usize,
+) {
+    let watchdog = notify::watchdog_period();
+    let tick = watchdog.map_or(Duration::from_millis(100), |w| {
+        w.min(Duration::from_millis(100))
+    });
+    let mut last_watchdog = Instant::now();
+    let mut seen_gen = u64::MAX;
+    let mut last_status = Instant::now();
+    let mut frames_at_status = 0u64;
+    let mut frames = 0u64;
+    let mut thresholds: Vec<f32> = Vec::new();
+    publish(&shared, &engine, &thresholds, 0.0);
+    loop {
+        while let Ok(WorkerMsg::Swap(new, ack)) = msgs.try_recv() {
+            engine = *new;
+            seen_gen = u64::MAX; // re-apply the budget to the new controller
+            publish(&shared, &engine, &thresholds, 0.0);
+            let _ = ack.send(());
+        }
+        match jobs.recv_timeout(tick) {
+            Ok(first) => {
+                let mut batch = vec![first];
+                while batch.len() < max_batch {
+                    match jobs.try_recv() {
+                        Ok(j) => batch.push(j),
+                        Err(_) => break,
+                    }
+                }
+                shared
+                    .metrics
+                    .queue_depth
+                    .fetch_sub(batch.len() as i64, Relaxed);
+                frames += batch.len() as u64;
+                // Checked after the wait, so a budget set while idle applies to this batch.
+                let gen = shared.budget_generation();
+                if gen != seen_gen {
+                    seen_gen = gen;
+                    engine.apply_budget(shared.effective_budget());
+                }
+                thresholds = engine.controller.thresholds();
+                run_batch(&mut engine, batch, &thresholds, &shared);
+            }
+            Err(RecvTimeoutError::Timeout) => {}
+            Err(RecvTimeoutError::Disconnected) => break,
+        }
+        shared.beat();
+        if let Some(w) = watchdog {
+            if last_watchdog.elapsed() >= w {
+                notify::watchdog();
+                last_watchdog = Instant::now();
+            }
+        }
+        let dt = last_status.elapsed();
+        if dt >= Duration::from_millis(250) {
+            let fps = (frames - frames_at_status) as f64 / dt.as_secs_f64();
+            publish(&shared, &engine, &thresholds, fps);
+            frames_at_status = frames;
+            last_status = Instant::now();
+        }
+    }
+    publish(&shared, &engine, &thresholds, 0.0);
+    log(Level::Debug, "worker: queue drained, exiting");
+}
+
+fn publish(shared: &Shared, engine: &Engine, thresholds: &[f32], fps: f64) {
+    let st = WorkerStatus {
+        model: engine.name.clone(),
+        bundle: engine.dir.display().to_string(),
+        backend: engine.backend.clone(),
+        stages: engine.num_stages(),
+        controller: Some(engine.controller.state()),
+        thresholds: thresholds.to_vec(),
+        fps,
+    };
+    *shared.status.lock().unwrap_or_else(|e| e.into_inner()) = st;
+}
+
+fn run_batch(engine: &mut Engine, batch: Vec<Job>, thresholds: &[f32], shared: &Shared) {
+    let input = &engine.input;
+    let shape = [input.channels, input.height, input.width];
+    let (good, stale): (Vec<Job>, Vec<Job>) = batch.into_iter().partition(|j| j.shape == shape);
+    for j in stale {
+        // Preprocessed for a bundle that a reload replaced with another input geometry.
+        shared.metrics.frames_error.fetch_add(1, Relaxed);
+        let _ = j.reply.send(Outgoing::Frame(Reply::error(
+            j.id,
+            j.timestamp_ns,
+            Status::BadRequest,
+            format!(
+                "frame was prepared for input {:?}, the reloaded bundle takes {shape:?}: resend",
+                j.shape
+            ),
+        )));
+    }
+    if good.is_empty() {
+        return;
+    }
+    let n = good.len();
+    let per = shape.iter().product::<usize>();
+    let mut data = Vec::with_capacity(n * per);
+    for j in &good {
+        data.extend_from_slice(&j.image);
+    }
+    let tensor = Array4::from_shape_vec((n, shape[0], shape[1], shape[2]), data)
+        .expect("every image has the input's shape")
+        .into_dyn();
+    let start = Instant::now();
+    let result = engine.cascade.classify(tensor, thresholds);
+    let compute = start.elapsed();
+    let compute_us = compute.as_micros().min(u128::from(u32::MAX)) as u32;
+    let m = &shared.metrics;
+    match result {
+        Ok(r) => {
+            for t in &r.timings {
+                m.stage_latency[t.stage.min(MAX_STAGES - 1)]
+                    .observe_us(t.elapsed.as_micros() as u64);
+            }
+            let ms_each = compute.as_secs_f64() * 1e3 / n as f64;
+            let power = shared.power_watts();
+            for (j, d) in good.into_iter().zip(r.decisions) {
+                engine.controller.observe(d.gflops, ms_each, power);
+                let latency = j.received.elapsed().as_micros() as u64;
+                m.e2e_latency.observe_us(latency);
+                m.exits[d.exit_stage.min(MAX_STAGES - 1)].fetch_add(1, Relaxed);
+                m.ngflops.fetch_add((d.gflops * 1e9) as u64, Relaxed);
+                m.frames_ok.fetch_add(1, Relaxed);
+                let reply = Reply {
+                    request_id: j.id,
+                    status: Status::Ok,
+                    class: d.class as u32,
+                    exit_stage: (d.exit_stage + 1) as u16,
+                    confidence: d.confidence,
+                    gflops: d.gflops as f32,
+                    latency_us: latency.min(u64::from(u32::MAX)) as u32,
+                    compute_us,
+                    timestamp_ns: j.timestamp_ns,
+                    text: engine.labels.get(d.class).cloned().unwrap_or_default(),
+                };
+                let _ = j.reply.send(Outgoing::Frame(reply));
+            }
+        }
+        Err(e) => {
+            m.error(super::metrics::ErrorKind::Inference);
+            log(
+                Level::Error,
+                format!("inference failed for {n} frame(s): {e}"),
+            );
+            for j in good {
+                m.frames_error.fetch_add(1, Relaxed);
+                let _ = j.reply.send(Outgoing::Frame(Reply::error(
+                    j.id,
+                    j.timestamp_ns,
+                    Status::Internal,
+                    format!("inference failed: {e}"),
+                )));
+            }
+        }
+    }
+}
