@@ -288,8 +288,17 @@ fn run_batch(engine: &mut Engine, batch: Vec<Job>, thresholds: &[f32], shared: &
             }
             let ms_each = compute.as_secs_f64() * 1e3 / n as f64;
             let power = shared.power_watts();
-            for (j, d) in good.into_iter().zip(r.decisions) {
+            for d in &r.decisions {
                 engine.controller.observe(d.gflops, ms_each, power);
+            }
+            // `status` shows the controller as of the last answered frame (fps stays a 250 ms
+            // average): updated before the replies, so a client that saw its answer sees it.
+            {
+                let mut st = shared.status.lock().unwrap_or_else(|e| e.into_inner());
+                st.controller = Some(engine.controller.state());
+                st.thresholds = thresholds.to_vec();
+            }
+            for (j, d) in good.into_iter().zip(r.decisions) {
                 let latency = j.received.elapsed().as_micros() as u64;
                 m.e2e_latency.observe_us(latency);
                 m.exits[d.exit_stage.min(MAX_STAGES - 1)].fetch_add(1, Relaxed);
