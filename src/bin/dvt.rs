@@ -388,7 +388,7 @@ mod policy_cmd {
     use dvt_edge::policy::calibrate::{self, records_path};
     use dvt_edge::policy::frontier::FrontierOptions;
     use dvt_edge::policy::simulate::{self, Scenario, SimConfig, SimReport, SimSummary, Trace};
-    use dvt_edge::policy::{OperatingTable, Records, StageCosts};
+    use dvt_edge::policy::{Metric, OperatingTable, Records, StageCosts};
     use std::io::IsTerminal;
 
     pub fn calibrate(args: CalibrateArgs) -> Result<()> {
@@ -527,7 +527,13 @@ mod policy_cmd {
                 harder_from: None,
             }]
         } else {
-            let all = simulate::builtin(full, config.true_power);
+            // Scenario budgets span the costs where a budget binds: up to the most accurate
+            // point's cost (above it every budget runs that point and nothing is tracked).
+            let span = table
+                .chain(Metric::Gflops)
+                .last()
+                .map_or(full, |&(_, c)| c.min(full));
+            let all = simulate::builtin(span, config.true_power);
             match &args.scenario {
                 Some(name) => {
                     let names: Vec<String> = all.iter().map(|s| s.name.clone()).collect();
