@@ -100,11 +100,10 @@ pub fn read_reply(r: &mut impl Read) -> Result<Reply, ClientError> {
     Ok(reply)
 }
 
-/// A connection to the daemon.
+/// A connection to the daemon: a [`FrameSender`] and a [`ReplyReceiver`] on one socket.
 pub struct Client {
-    reader: BufReader<UnixStream>,
-    writer: BufWriter<UnixStream>,
-    next_id: u64,
+    tx: FrameSender,
+    rx: ReplyReceiver,
 }
 
 impl Client {
@@ -112,30 +111,30 @@ impl Client {
     pub fn connect(path: impl AsRef<Path>) -> Result<Self, ClientError> {
         let s = UnixStream::connect(path)?;
         Ok(Self {
-            reader: BufReader::with_capacity(64 * 1024, s.try_clone()?),
-            writer: BufWriter::with_capacity(64 * 1024, s),
-            next_id: 0,
+            rx: ReplyReceiver {
+                reader: BufReader::with_capacity(64 * 1024, s.try_clone()?),
+            },
+            tx: FrameSender {
+                writer: BufWriter::with_capacity(64 * 1024, s),
+                next_id: 0,
+            },
         })
     }
 
     /// Sends a frame without waiting (pipelining); returns its request id. Call
     /// [`Client::flush`] before waiting for replies.
     pub fn send(&mut self, img: &Image<'_>, timestamp_ns: u64) -> Result<u64, ClientError> {
-        let id = self.next_id;
-        self.next_id += 1;
-        self.writer
-            .write_all(&encode_frame(id, timestamp_ns, img)?)?;
-        Ok(id)
+        self.tx.send(img, timestamp_ns)
     }
 
     /// Flushes frames sent so far.
     pub fn flush(&mut self) -> Result<(), ClientError> {
-        Ok(self.writer.flush()?)
+        self.tx.flush()
     }
 
     /// The next reply (replies can come in any order; match them by `request_id`).
     pub fn recv(&mut self) -> Result<Reply, ClientError> {
-        read_reply(&mut self.reader)
+        self.rx.recv()
     }
 
     /// Sends one frame and waits for its reply.
@@ -148,11 +147,12 @@ impl Client {
     /// Sends a control command (a JSON object with `cmd`) and returns the reply object.
     /// Do not interleave with frames whose replies are still pending.
     pub fn command(&mut self, cmd: &serde_json::Value) -> Result<serde_json::Value, ClientError> {
-        self.writer.write_all(cmd.to_string().as_bytes())?;
-        self.writer.write_all(b"\n")?;
-        self.writer.flush()?;
+        let w = &mut self.tx.writer;
+        w.write_all(cmd.to_string().as_bytes())?;
+        w.write_all(b"\n")?;
+        w.flush()?;
         let mut line = String::new();
-        if self.reader.read_line(&mut line)? == 0 {
+        if self.rx.reader.read_line(&mut line)? == 0 {
             return Err(ClientError::Io(std::io::ErrorKind::UnexpectedEof.into()));
         }
         Ok(serde_json::from_str(&line)?)
@@ -160,15 +160,7 @@ impl Client {
 
     /// Splits into a sending and a receiving half, for a thread each.
     pub fn split(self) -> (FrameSender, ReplyReceiver) {
-        (
-            FrameSender {
-                writer: self.writer,
-                next_id: self.next_id,
-            },
-            ReplyReceiver {
-                reader: self.reader,
-            },
-        )
+        (self.tx, self.rx)
     }
 }
 
