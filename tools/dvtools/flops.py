@@ -14,25 +14,11 @@ upsample (one per output element) plus adaptive pool (one per input element).
 import numpy as np
 import onnx
 
+from .onnx_probe import probe_tensors
+
 
 def _runtime_shapes(model: onnx.ModelProto):
-    import onnxruntime as ort
-    m = onnx.ModelProto()
-    m.CopyFrom(model)
-    known = {o.name for o in m.graph.output}
-    for node in m.graph.node:
-        for out in node.output:
-            if out and out not in known:
-                m.graph.output.append(onnx.ValueInfoProto(name=out))
-                known.add(out)
-    sess = ort.InferenceSession(m.SerializeToString(), providers=["CPUExecutionProvider"])
-    feeds = {}
-    for i in sess.get_inputs():
-        shape = [1 if not isinstance(d, int) else d for d in i.shape]
-        feeds[i.name] = np.zeros(shape, dtype=np.float32)
-    names = [o.name for o in sess.get_outputs()]
-    shapes = {n: list(v.shape) for n, v in zip(names, sess.run(names, feeds))}
-    shapes.update({k: list(v.shape) for k, v in feeds.items()})
+    shapes = {n: list(v.shape) for n, v in probe_tensors(model).items()}
     for init in model.graph.initializer:
         shapes[init.name] = list(init.dims)
     return shapes

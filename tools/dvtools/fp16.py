@@ -25,6 +25,8 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
+from .onnx_probe import probe_tensors
+
 FLOAT, HALF = TensorProto.FLOAT, TensorProto.FLOAT16
 # Gemm is only the classifier head here (D x classes, ~0.01% of the cost); tract 0.23 cannot
 # type an FP16 Gemm ("Output mismatch after rewiring expansion"), and FP32 logits feed the exit rule.
@@ -42,21 +44,7 @@ BOUND_FACTOR, BOUND_FLOOR = 10.0, 1e-3
 
 def _runtime_dtypes(model: onnx.ModelProto) -> Dict[str, int]:
     """Element type of every tensor, from one onnxruntime run at batch 1."""
-    import onnxruntime as ort
-    m = onnx.ModelProto()
-    m.CopyFrom(model)
-    known = {o.name for o in m.graph.output}
-    for node in m.graph.node:
-        for out in node.output:
-            if out and out not in known:
-                m.graph.output.append(onnx.ValueInfoProto(name=out))
-                known.add(out)
-    sess = ort.InferenceSession(m.SerializeToString(), providers=["CPUExecutionProvider"])
-    feeds = {i.name: np.zeros([1 if not isinstance(d, int) else d for d in i.shape], np.float32)
-             for i in sess.get_inputs()}
-    names = [o.name for o in sess.get_outputs()]
-    types = {n: onnx.mapping.NP_TYPE_TO_TENSOR_TYPE[v.dtype] for n, v in zip(names, sess.run(names, feeds))}
-    types.update({k: FLOAT for k in feeds})
+    types = {n: onnx.mapping.NP_TYPE_TO_TENSOR_TYPE[v.dtype] for n, v in probe_tensors(model).items()}
     for init in model.graph.initializer:
         types[init.name] = init.data_type
     return types
