@@ -29,6 +29,9 @@ if [ ! -x .venv/bin/python ]; then
 fi
 .venv/bin/python -c "import onnxruntime, pytest" 2>/dev/null || \
   .venv/bin/pip install -q --disable-pip-version-check -r tools/requirements.txt
+# ONNX Runtime's shared library from that wheel, at a fixed path: the CPU backend's ort engine
+# dlopens it (ORT_DYLIB_PATH, set for cargo in .cargo/config.toml).
+ln -sf "$(.venv/bin/python -c 'import glob, os, onnxruntime as o; print(glob.glob(os.path.join(os.path.dirname(o.__file__), "capi", "libonnxruntime.so.1*"))[0])')" .venv/lib/libonnxruntime.so
 # A real TensorRT runtime for the loader test (no GPU needed to dlopen and version-check it):
 # NVIDIA's lean runtime, the only libnvinfer that PyPI serves as a wheel (46 MB).
 [ -e .venv/trt-lean/tensorrt_lean_libs/libnvinfer_lean.so.10 ] || \

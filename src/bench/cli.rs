@@ -26,6 +26,9 @@ pub struct BenchArgs {
     /// Threads for both engines (default: all cores).
     #[arg(long)]
     pub threads: Option<usize>,
+    /// Our CPU engine: auto (ONNX Runtime if libonnxruntime loads, else tract), tract, ort.
+    #[arg(long, value_enum, default_value_t = crate::backend::cpu::EngineChoice::Auto)]
+    pub engine: crate::backend::cpu::EngineChoice,
     /// Folder with the Fashion-MNIST IDX files (synthetic images when missing).
     #[arg(long, default_value = crate::data::fmnist::DEFAULT_DIR)]
     pub data: PathBuf,
@@ -83,6 +86,7 @@ pub fn run_cli(args: &BenchArgs) -> Result<(), BenchCliError> {
     let defaults = BenchOptions::default();
     let opts = BenchOptions {
         threads: args.threads.unwrap_or(defaults.threads),
+        engine: args.engine,
         iters: args.iters,
         batches: args.batch.clone(),
         images: args.images,

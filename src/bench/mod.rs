@@ -18,7 +18,7 @@ pub mod report;
 pub mod stage;
 pub mod stats;
 
-use crate::backend::cpu::CpuBackend;
+use crate::backend::cpu::{CpuBackend, EngineChoice};
 use crate::backend::{Backend, BackendError, HostTensor};
 use crate::bundle::Bundle;
 use crate::cascade::{Cascade, CascadeError};
@@ -61,6 +61,8 @@ pub enum BenchError {
 pub struct BenchOptions {
     /// Threads for our backend and for ONNX Runtime.
     pub threads: usize,
+    /// Our CPU engine (tract, or ONNX Runtime through `ort`).
+    pub engine: EngineChoice,
     /// Timed calls per model at batch 1 (larger batches get fewer, at least 3).
     pub iters: usize,
     /// Batch sizes of the per-stage table.
@@ -82,6 +84,7 @@ impl Default for BenchOptions {
     fn default() -> Self {
         Self {
             threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            engine: EngineChoice::Auto,
             iters: 200,
             batches: vec![1, 32],
             images: 300,
@@ -279,7 +282,7 @@ pub fn run(
         return Err(BenchError::NoStages);
     }
     let threads = opts.threads.max(1);
-    let backend = CpuBackend::new(threads);
+    let backend = CpuBackend::with_engine(opts.engine, threads)?;
     let max_batch = opts.batches.iter().copied().max().unwrap_or(1).max(1);
     let (pixels, labels, images_source) =
         bench_images(bundle, &opts.data_dir, opts.images.max(max_batch));
@@ -321,6 +324,11 @@ pub fn run(
             "ONNX Runtime peer {}: ours only (install tools/requirements.txt into .venv or set \
              DVT_PYTHON)",
             ctx.peer_note
+        ));
+    }
+    if let Some(why) = backend.fallback() {
+        ctx.warnings.push(format!(
+            "ours runs on tract: ONNX Runtime not loaded ({why})"
         ));
     }
     if cfg!(debug_assertions) {
@@ -425,10 +433,10 @@ pub fn run(
     let mut static_rows = Vec::new();
     let mut versus = None;
     if n_img > 0 {
-        let mut main = Cascade::load(CpuBackend::new(threads), bundle)?;
+        let mut main = Cascade::load(backend.clone(), bundle)?;
         let mut static_cascades = statics
             .iter()
-            .map(|(b, one)| Ok((b.clone(), Cascade::load(CpuBackend::new(threads), one)?)))
+            .map(|(b, one)| Ok((b.clone(), Cascade::load(backend.clone(), one)?)))
             .collect::<Result<Vec<_>, CascadeError>>()?;
         log("timing the cascade against the static models");
         let warmup = (n_img / 10).clamp(2, 20);

@@ -2,7 +2,7 @@
 
 use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand, ValueEnum};
-use dvt_edge::backend::cpu::CpuBackend;
+use dvt_edge::backend::cpu::{CpuBackend, EngineChoice};
 use dvt_edge::bundle::{Bundle, Manifest};
 use dvt_edge::cascade::Cascade;
 use dvt_edge::data::{fmnist, Dataset, Split};
@@ -81,12 +81,25 @@ struct EvalArgs {
     /// CPU threads (default: all cores).
     #[arg(long)]
     threads: Option<usize>,
+    /// CPU engine: auto (ONNX Runtime if libonnxruntime loads, else tract), tract, ort.
+    #[arg(long, value_enum, default_value_t = EngineChoice::Auto)]
+    engine: EngineChoice,
     /// Report every stage's own accuracy (exit forced there) and the static baselines.
     #[arg(long)]
     all_stages: bool,
     /// Print one JSON object instead of tables.
     #[arg(long)]
     json: bool,
+}
+
+/// The CPU backend for `engine` and `threads` (default: all cores); says on stderr when `auto`
+/// could not load ONNX Runtime and runs on tract instead.
+fn cpu_backend(engine: EngineChoice, threads: Option<usize>) -> Result<CpuBackend> {
+    let backend = CpuBackend::with_engine(engine, threads.unwrap_or(0))?;
+    if let Some(why) = backend.fallback() {
+        eprintln!("dvt: running on tract; ONNX Runtime not loaded: {why}");
+    }
+    Ok(backend)
 }
 
 fn main() -> Result<()> {
@@ -152,9 +165,7 @@ fn run_eval(args: EvalArgs) -> Result<()> {
         input.width,
         input.channels
     );
-    let backend = args
-        .threads
-        .map_or_else(CpuBackend::with_available_threads, CpuBackend::new);
+    let backend = cpu_backend(args.engine, args.threads)?;
     let mut cascade = Cascade::load(backend, &bundle)?;
     let progress = !args.json && std::io::stderr().is_terminal();
     let manifest = &bundle.manifest;
@@ -266,6 +277,9 @@ struct CalibrateArgs {
     /// CPU threads (default: all cores).
     #[arg(long)]
     threads: Option<usize>,
+    /// CPU engine: auto (ONNX Runtime if libonnxruntime loads, else tract), tract, ort.
+    #[arg(long, value_enum, default_value_t = EngineChoice::Auto)]
+    engine: EngineChoice,
     /// Print one JSON object instead of a table.
     #[arg(long)]
     json: bool,
@@ -300,7 +314,7 @@ struct SimulateArgs {
 /// `dvt check-bundle`: wiring only, the work is in `dvt_edge::check_bundle`.
 mod check_cmd {
     use anyhow::{bail, Context, Result};
-    use dvt_edge::backend::cpu::CpuBackend;
+    use dvt_edge::backend::cpu::EngineChoice;
     use dvt_edge::bundle::Bundle;
     use dvt_edge::check_bundle::{check_bundle, CheckReport};
     use std::path::PathBuf;
@@ -316,6 +330,9 @@ mod check_cmd {
         /// CPU threads (default: all cores).
         #[arg(long)]
         pub threads: Option<usize>,
+        /// CPU engine: auto (ONNX Runtime if libonnxruntime loads, else tract), tract, ort.
+        #[arg(long, value_enum, default_value_t = EngineChoice::Auto)]
+        pub engine: EngineChoice,
         /// Print one JSON object instead of a table.
         #[arg(long)]
         pub json: bool,
@@ -324,9 +341,7 @@ mod check_cmd {
     pub fn run(args: CheckBundleArgs) -> Result<()> {
         let bundle = Bundle::load(&args.dir)
             .with_context(|| format!("loading bundle {}", args.dir.display()))?;
-        let backend = args
-            .threads
-            .map_or_else(CpuBackend::with_available_threads, CpuBackend::new);
+        let backend = super::cpu_backend(args.engine, args.threads)?;
         let report = check_bundle(&backend, &bundle, args.tolerance)
             .with_context(|| format!("checking bundle {}", args.dir.display()))?;
         if args.json {
@@ -381,7 +396,6 @@ mod check_cmd {
 mod policy_cmd {
     use super::{CalibrateArgs, SimulateArgs, SplitArg};
     use anyhow::{bail, Context, Result};
-    use dvt_edge::backend::cpu::CpuBackend;
     use dvt_edge::bundle::Bundle;
     use dvt_edge::cascade::Cascade;
     use dvt_edge::data::{Dataset, Split};
@@ -404,9 +418,7 @@ mod policy_cmd {
                 .transpose()?;
             (calib, heldout)
         } else {
-            let backend = args
-                .threads
-                .map_or_else(CpuBackend::with_available_threads, CpuBackend::new);
+            let backend = super::cpu_backend(args.engine, args.threads)?;
             let mut cascade = Cascade::load(backend, &bundle)?;
             let progress = !args.json && std::io::stderr().is_terminal();
             let load = |split| -> Result<Dataset> {

@@ -23,6 +23,9 @@ struct Args {
     /// CPU threads (0: all cores).
     #[arg(long)]
     threads: Option<usize>,
+    /// CPU engine: auto (ONNX Runtime if libonnxruntime loads, else tract), tract, ort.
+    #[arg(long, value_enum)]
+    engine: Option<dvt_edge::backend::cpu::EngineChoice>,
     /// Queue length before "busy" replies.
     #[arg(long)]
     queue: Option<usize>,
@@ -63,6 +66,9 @@ fn main() -> Result<()> {
     }
     if let Some(v) = a.threads {
         o.push(format!("threads={v}"));
+    }
+    if let Some(v) = a.engine {
+        o.push(format!("engine={}", quoted(&v.to_string())));
     }
     if let Some(v) = a.queue {
         o.push(format!("queue={v}"));

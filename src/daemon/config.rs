@@ -1,6 +1,7 @@
 //! `dvtd.toml`: the daemon's settings, every one of which can be overridden on the command
 //! line (`--set section.key=value`, plus shorthand flags).
 
+use crate::backend::cpu::EngineChoice;
 use crate::policy::{Budget, ControllerConfig, PowerModel};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
@@ -32,6 +33,8 @@ pub struct Config {
     pub socket: Option<PathBuf>,
     /// Permission bits of the socket file.
     pub socket_mode: u32,
+    /// CPU engine: auto (ONNX Runtime if its library loads, else tract), tract, ort.
+    pub engine: EngineChoice,
     /// CPU backend threads (0: one per core).
     pub threads: usize,
     /// Frames waiting for the worker before new frames get a "busy" reply.
@@ -101,6 +104,7 @@ impl Default for Config {
             bundle: PathBuf::from("engines/fmnist-dvt"),
             socket: None,
             socket_mode: 0o660,
+            engine: EngineChoice::Auto,
             threads: 0,
             queue: 64,
             max_batch: 8,

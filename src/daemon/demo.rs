@@ -5,7 +5,7 @@
 
 use super::config::Config;
 use super::ConfigSource;
-use crate::backend::cpu::CpuBackend;
+use crate::backend::cpu::{CpuBackend, EngineChoice};
 use crate::bundle::Bundle;
 use crate::cascade::Cascade;
 use crate::client::{Client, ClientError, Image};
@@ -48,6 +48,9 @@ pub struct DemoArgs {
     /// CPU threads of the daemon (and of the in-process reference).
     #[arg(long, default_value_t = 1)]
     pub threads: usize,
+    /// CPU engine of the daemon (and of the in-process reference).
+    #[arg(long, value_enum, default_value_t = EngineChoice::Auto)]
+    pub engine: EngineChoice,
     /// Also measure frames/s and the round-trip latency the socket adds over an in-process
     /// cascade call.
     #[arg(long)]
@@ -143,6 +146,7 @@ fn start(args: &DemoArgs, bundle: &Path, socket: &Path) -> Result<Running, DemoE
             .arg("--socket")
             .arg(socket)
             .args(["--threads", &args.threads.to_string()])
+            .args(["--engine", &args.engine.to_string()])
             .args(["--queue", &queue.to_string()])
             .env_remove("NOTIFY_SOCKET")
             .stdout(Stdio::null())
@@ -162,6 +166,7 @@ fn start(args: &DemoArgs, bundle: &Path, socket: &Path) -> Result<Running, DemoE
             format!("bundle={}", q(bundle)),
             format!("socket={}", q(socket)),
             format!("threads={}", args.threads),
+            format!("engine=\"{}\"", args.engine),
             format!("queue={queue}"),
         ],
     };
@@ -472,8 +477,11 @@ fn bench(
     let m = &bundle.manifest;
     let table = OperatingTable::from_manifest(m).map_err(|e| DemoError::Setup(e.to_string()))?;
     let thresholds = Controller::new(table, ControllerConfig::default()).thresholds();
-    let mut cascade = Cascade::load(CpuBackend::new(args.threads), bundle)
+    // Same engine settings as the daemon (idle threads sleep), so only the socket differs.
+    let backend = CpuBackend::with_engine_spin(args.engine, args.threads, false)
         .map_err(|e| DemoError::Setup(e.to_string()))?;
+    let mut cascade =
+        Cascade::load(backend, bundle).map_err(|e| DemoError::Setup(e.to_string()))?;
     let input = &m.model.input;
     // Warm both paths on the same images first.
     let mut c = Client::connect(socket)?;

@@ -358,6 +358,7 @@ impl ConfigSource {
 fn load_engine(c: &Config) -> Result<Engine, DaemonError> {
     Ok(Engine::load(
         &c.bundle,
+        c.engine,
         c.threads,
         c.max_batch,
         c.controller_config()?,

@@ -6,7 +6,7 @@ use super::log::{log, Level};
 use super::metrics::MAX_STAGES;
 use super::protocol::{Reply, Status};
 use super::{notify, Shared};
-use crate::backend::cpu::CpuBackend;
+use crate::backend::cpu::{CpuBackend, EngineChoice};
 use crate::backend::Backend;
 use crate::bundle::{Bundle, InputSpec};
 use crate::cascade::Cascade;
@@ -86,6 +86,7 @@ impl Engine {
     /// broken bundle is refused before it replaces a working one.
     pub fn load(
         dir: &Path,
+        engine: EngineChoice,
         threads: usize,
         max_batch: usize,
         controller_config: ControllerConfig,
@@ -97,12 +98,14 @@ impl Engine {
         let bundle = Bundle::load(dir).map_err(|e| fail(e.to_string()))?;
         let m = &bundle.manifest;
         let table = OperatingTable::from_manifest(m).map_err(|e| fail(e.to_string()))?;
-        let backend = if threads == 0 {
-            CpuBackend::with_available_threads()
-        } else {
-            CpuBackend::new(threads)
+        // Idle ONNX Runtime threads sleep: between frames a robot's daemon should not spin
+        // a core against its power budget.
+        let backend = CpuBackend::with_engine_spin(engine, threads, false)
+            .map_err(|e| fail(e.to_string()))?;
+        let backend_name = match backend.fallback() {
+            Some(why) => format!("{} (ONNX Runtime not loaded: {why})", backend.name()),
+            None => backend.name(),
         };
-        let backend_name = backend.name();
         let mut cascade = Cascade::load(backend, &bundle).map_err(|e| fail(e.to_string()))?;
         let input = m.model.input.clone();
         let never_exit = vec![2.0f32; cascade.num_stages().saturating_sub(1)];
