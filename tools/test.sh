@@ -2,8 +2,15 @@
 # Runs every check CI runs: formatting, lints, the GPU features' build, Rust and Python tests.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# The CPU backend's ONNX Runtime engine loads the library setup.sh linked (cargo also sets this
+# from .cargo/config.toml; exported for the Python tests' `dvt` runs too), and its tests must
+# run here, not skip.
+export ORT_DYLIB_PATH="${ORT_DYLIB_PATH:-$PWD/.venv/lib/libonnxruntime.so}"
+export DVT_REQUIRE_ORT=1
 cargo fmt --check
 cargo clippy --all-targets -- -D warnings
+# The pure-Rust build (tract only, no `ort`) must stay clean too.
+cargo clippy --lib --bins --no-default-features -- -D warnings
 cargo test
 # GPU features. check-shim.sh first: it fetches both pinned TensorRT header sets (so build.rs
 # never has to) and compiles the shim against TRT 10.16 and 11.4. Then build + lint with the

@@ -41,8 +41,9 @@ def dvt_binary() -> str:
     pytest.fail("dvt binary not found: run `cargo build --bin dvt` or set DVT_BIN")
 
 
-def check_bundle(path: str):
-    res = subprocess.run([dvt_binary(), "check-bundle", path, "--json"], capture_output=True, text=True)
+def check_bundle(path: str, engine: str = "auto"):
+    res = subprocess.run([dvt_binary(), "check-bundle", path, "--json", "--engine", engine],
+                         capture_output=True, text=True)
     report = json.loads(res.stdout) if res.stdout.strip() else None
     return res.returncode, report, res.stderr
 
@@ -85,11 +86,15 @@ def manifest(path):
         return tomllib.load(f)
 
 
+@pytest.mark.parametrize("engine", ["tract", "ort"])
 @pytest.mark.parametrize("arch", sorted(SPEC_GFLOPS))
-def test_rust_cpu_matches_pytorch_on_every_stage(bundles, arch):
-    rc, report, err = check_bundle(bundles[arch])
+def test_rust_cpu_matches_pytorch_on_every_stage(bundles, arch, engine):
+    if engine == "ort" and not (os.environ.get("ORT_DYLIB_PATH") or os.environ.get("DVT_REQUIRE_ORT")):
+        pytest.skip("ONNX Runtime engine: set ORT_DYLIB_PATH (tools/test.sh does)")
+    rc, report, err = check_bundle(bundles[arch], engine)
     assert rc == 0, err
     assert report["passed"]
+    assert ("onnxruntime" if engine == "ort" else "tract") in report["backend"], report["backend"]
     rows = {(r["stage"], r["output"]): r for r in report["rows"]}
     assert set(rows) == {("stage1", "logits"), ("stage1", "feat_out"), ("stage1", "attn_out"),
                          ("stage2", "logits"), ("stage2", "feat_out"), ("stage2", "attn_out"),
