@@ -6,7 +6,7 @@
 //! dev build: dependencies, tract included, are optimised, this crate at opt-level 1).
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion};
-use dvt_edge::backend::cpu::CpuBackend;
+use dvt_edge::backend::cpu::{CpuBackend, EngineChoice};
 use dvt_edge::backend::Backend;
 use dvt_edge::bundle::Bundle;
 use dvt_edge::cascade::top1;
@@ -55,19 +55,26 @@ fn preprocess(c: &mut Criterion) {
 
 fn stage_run(c: &mut Criterion) {
     let b = bundle();
-    let backend = CpuBackend::new(1);
     let spec = &b.manifest.model.input;
     let per = spec.height * spec.width * spec.channels;
     let image = normalize_u8_hwc(&pixels(1, per), 1, spec).expect("geometry fits");
-    let mut stage1 = backend.load_stage(&b, 0).expect("stage 1 loads");
-    let inputs = vec![backend.upload(image).expect("upload")];
-    c.bench_function("stage1/run batch 1 (1 thread)", |bch| {
-        bch.iter_batched(
-            || inputs.clone(),
-            |i| backend.run(&mut stage1, &i).expect("runs"),
-            BatchSize::SmallInput,
-        )
-    });
+    // Both engines, side by side in one run; ONNX Runtime only where its library loads.
+    let mut engines = vec![("tract", CpuBackend::new(1))];
+    match CpuBackend::with_engine(EngineChoice::Ort, 1) {
+        Ok(ort) => engines.push(("onnxruntime", ort)),
+        Err(e) => eprintln!("stage1/onnxruntime skipped: {e}"),
+    }
+    for (name, backend) in engines {
+        let mut stage1 = backend.load_stage(&b, 0).expect("stage 1 loads");
+        let inputs = vec![backend.upload(image.clone()).expect("upload")];
+        c.bench_function(&format!("stage1/run batch 1 (1 thread, {name})"), |bch| {
+            bch.iter_batched(
+                || inputs.clone(),
+                |i| backend.run(&mut stage1, &i).expect("runs"),
+                BatchSize::SmallInput,
+            )
+        });
+    }
 }
 
 criterion_group!(benches, exit_test, preprocess, stage_run);

@@ -21,7 +21,7 @@ if [ ${#missing[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
 
-command -v cargo >/dev/null || { echo "setup: cargo not found (install Rust >= 1.91 with rustup)"; exit 1; }
+command -v cargo >/dev/null || { echo "setup: cargo not found (install Rust >= 1.92 with rustup)"; exit 1; }
 
 # Debian's python3 (the one python3-torch is built for), with onnxruntime and pytest from PyPI.
 if [ ! -x .venv/bin/python ]; then
