@@ -124,9 +124,11 @@ fn json_report_has_the_documented_schema() {
 
 #[test]
 fn runs_without_onnx_runtime_and_says_so() {
+    // Neither the Python peer nor the library for our own ONNX Runtime engine.
     let out = dvt()
         .args(["bench", "--iters", "2", "--images", "2", "--points", "1"])
         .args(["--batch", "1", "--python", "/nonexistent/python3"])
+        .env("ORT_DYLIB_PATH", "/nonexistent/libonnxruntime.so")
         .output()
         .unwrap();
     assert!(
@@ -141,6 +143,11 @@ fn runs_without_onnx_runtime_and_says_so() {
         "{text}"
     );
     assert!(text.contains("stage1"), "{text}");
+    assert!(text.contains("ours: cpu (tract"), "{text}");
+    assert!(
+        text.contains("warning: ours runs on tract: ONNX Runtime not loaded"),
+        "{text}"
+    );
 }
 
 #[test]

@@ -359,3 +359,42 @@ fn metrics_healthz_ctl_and_budgets() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("is dvtd running"));
 }
+
+#[test]
+fn engine_choice_without_onnx_runtime_falls_back_or_refuses_clearly() {
+    let missing = [("ORT_DYLIB_PATH", "/nonexistent/libonnxruntime.so")];
+    // auto: serves on tract and says why in `status`.
+    let d = Daemon::start_with(&bundle_dir(), &["--engine", "auto"], &missing);
+    let st = d.ctl(json!({"cmd": "status"}));
+    let backend = st["backend"].as_str().unwrap_or_default().to_string();
+    assert!(
+        backend.starts_with("cpu (tract") && backend.contains("ONNX Runtime not loaded"),
+        "{st}"
+    );
+    let data = test_images(1);
+    let mut c = d.client();
+    c.send(&Image::u8_hwc(28, 28, 1, data.pixels(0..1)), 0)
+        .unwrap();
+    c.flush().unwrap();
+    assert_eq!(c.recv().unwrap().status, Status::Ok);
+    drop(d);
+    // ort: refuses to start, with the reason, instead of serving on another engine.
+    let dir = tempfile::tempdir().unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_dvtd"))
+        .arg("--bundle")
+        .arg(bundle_dir())
+        .arg("--socket")
+        .arg(dir.path().join("dvtd.sock"))
+        .args(["--engine", "ort"])
+        .env("ORT_DYLIB_PATH", missing[0].1)
+        .env_remove("NOTIFY_SOCKET")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("onnxruntime backend unavailable") && err.contains("ORT_DYLIB_PATH"),
+        "{err}"
+    );
+    assert!(!err.contains("panicked"), "{err}");
+}
