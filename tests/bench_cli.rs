@@ -33,12 +33,7 @@ fn json_report_has_the_documented_schema() {
         .arg(&svg)
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "dvt bench failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let r: Value = serde_json::from_slice(&out.stdout).expect("stdout is one JSON object");
+    let r = common::json_stdout(&out);
     let manifest = dvt_edge::bundle::Bundle::load(&bundle).unwrap().manifest;
 
     let stages = r["stages"].as_array().expect("stages array");

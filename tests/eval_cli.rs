@@ -2,7 +2,7 @@
 
 mod common;
 
-use common::bundle_dir;
+use common::{bundle_dir, json_stdout};
 use std::process::Command;
 
 fn dvt(args: &[&str]) -> serde_json::Value {
@@ -13,12 +13,7 @@ fn dvt(args: &[&str]) -> serde_json::Value {
         .args(["--limit", "300", "--threads", "1", "--json"])
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).expect("one JSON object on stdout")
+    json_stdout(&out)
 }
 
 #[test]

@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{bundle_dir, copy_dir};
+use common::{bundle_dir, copy_dir, json_stdout as json};
 use dvt_edge::bundle::Bundle;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -14,15 +14,6 @@ fn dvt(args: &[&str]) -> Output {
         .args(args)
         .output()
         .unwrap()
-}
-
-fn json(out: &Output) -> serde_json::Value {
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).expect("one JSON object on stdout")
 }
 
 /// One calibrated copy of the bundle (300 calibration + 300 test images), shared by the
