@@ -377,6 +377,14 @@ fn engine_choice_without_onnx_runtime_falls_back_or_refuses_clearly() {
         .unwrap();
     c.flush().unwrap();
     assert_eq!(c.recv().unwrap().status, Status::Ok);
+    // The bundle's stage times come from ONNX Runtime: ms budgets on tract start off, and the
+    // log says so.
+    let log = d.log();
+    assert!(
+        log.contains("stage times were measured on cpu (onnxruntime")
+            && log.contains("this daemon runs cpu (tract"),
+        "{log}"
+    );
     drop(d);
     // ort: refuses to start, with the reason, instead of serving on another engine.
     let dir = tempfile::tempdir().unwrap();

@@ -41,6 +41,10 @@ pub struct ModelInfo {
     /// Which data the operating points were calibrated on.
     #[serde(default)]
     pub calibration_split: Option<String>,
+    /// The backend the operating points' `expected_ms` were timed on (`dvt calibrate`), e.g.
+    /// "cpu (onnxruntime 1.31.1, 1 threads)": ms and images/s budgets assume its speed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timed_on: Option<String>,
 }
 
 /// Input geometry and normalisation: `x = (pixel / scale - mean[c]) / std[c]`.

@@ -106,6 +106,21 @@ impl Engine {
             Some(why) => format!("{} (ONNX Runtime not loaded: {why})", backend.name()),
             None => backend.name(),
         };
+        if let Some(timed_on) = &m.model.timed_on {
+            if *timed_on != backend.name()
+                && m.operating_points.iter().any(|p| p.expected_ms.is_some())
+            {
+                log(
+                    Level::Warn,
+                    format!(
+                        "the bundle's stage times were measured on {timed_on}, this daemon runs \
+                         {}: ms and images/s budgets start off by their speed ratio until the \
+                         controller's drift estimate corrects it (re-run dvt calibrate here)",
+                        backend.name()
+                    ),
+                );
+            }
+        }
         let mut cascade = Cascade::load(backend, &bundle).map_err(|e| fail(e.to_string()))?;
         let input = m.model.input.clone();
         let never_exit = vec![2.0f32; cascade.num_stages().saturating_sub(1)];

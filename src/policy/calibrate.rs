@@ -304,6 +304,9 @@ pub fn finish(
         &solution,
         &format!("{} ({} images)", calib.meta.split, calib.len()),
     );
+    if calib.meta.stage_ms.is_some() {
+        manifest.model.timed_on = Some(calib.meta.backend.clone());
+    }
     let path = bundle_dir.join(crate::bundle::MANIFEST);
     let tmp = bundle_dir.join(".manifest.toml.tmp");
     std::fs::write(&tmp, manifest.to_toml())
