@@ -8,10 +8,10 @@
 
 mod common;
 
-use common::{bundle_dir, rel_err};
+use common::bundle_dir;
 use dvt_edge::backend::cpu::{CpuBackend, EngineChoice};
 use dvt_edge::backend::{Backend, BackendError};
-use dvt_edge::bundle::{reference, Bundle};
+use dvt_edge::bundle::Bundle;
 use dvt_edge::cascade::Cascade;
 use dvt_edge::data::preprocess::normalize_u8_hwc;
 use dvt_edge::data::{Dataset, Split};
@@ -39,36 +39,7 @@ fn ort_engine_reproduces_pytorch_on_every_stage() {
         "{}",
         backend.name()
     );
-    let bundle = Bundle::load(bundle_dir()).unwrap();
-    let refs = reference::load(bundle.dir()).unwrap();
-    for k in 0..bundle.num_stages() {
-        let spec = &bundle.manifest.stages[k];
-        let mut stage = backend.load_stage(&bundle, k).unwrap();
-        let inputs: Vec<_> = spec
-            .inputs
-            .iter()
-            .map(|t| {
-                let key = match t.name.as_str() {
-                    "image" => "image".to_string(),
-                    other => format!("stage{}.{}_out", k, other.trim_end_matches("_in")),
-                };
-                backend.upload(refs[&key].clone()).unwrap()
-            })
-            .collect();
-        let outputs = backend.run(&mut stage, &inputs).unwrap();
-        assert_eq!(outputs.len(), spec.outputs.len());
-        for (t, v) in spec.outputs.iter().zip(&outputs) {
-            let got = backend.download(v).unwrap();
-            let want = &refs[&format!("stage{}.{}", k + 1, t.name)];
-            let err = rel_err(&got, want);
-            assert!(
-                err < 1e-4,
-                "stage {} {}: relative error {err:e}",
-                k + 1,
-                t.name
-            );
-        }
-    }
+    common::assert_every_stage_matches_pytorch(&backend, 1e-4);
 }
 
 #[test]

@@ -5,7 +5,7 @@ mod common;
 
 use common::{bundle_dir, rel_err};
 use dvt_edge::backend::cpu::CpuBackend;
-use dvt_edge::backend::{Backend, HostTensor};
+use dvt_edge::backend::HostTensor;
 use dvt_edge::bundle::{reference, Bundle};
 use dvt_edge::cascade::{top1, Cascade};
 use dvt_edge::data::preprocess::normalize_u8_hwc;
@@ -20,38 +20,7 @@ fn setup() -> (Bundle, reference::References) {
 
 #[test]
 fn every_stage_output_matches_pytorch() {
-    let (bundle, refs) = setup();
-    let backend = CpuBackend::new(1);
-    for k in 0..bundle.num_stages() {
-        let spec = &bundle.manifest.stages[k];
-        let mut stage = backend.load_stage(&bundle, k).unwrap();
-        // Each stage gets the reference image and the *reference* upstream outputs, so that a
-        // mismatch is pinned to this stage.
-        let inputs: Vec<_> = spec
-            .inputs
-            .iter()
-            .map(|t| {
-                let key = match t.name.as_str() {
-                    "image" => "image".to_string(),
-                    other => format!("stage{}.{}_out", k, other.trim_end_matches("_in")),
-                };
-                backend.upload(refs[&key].clone()).unwrap()
-            })
-            .collect();
-        let outputs = backend.run(&mut stage, &inputs).unwrap();
-        assert_eq!(outputs.len(), spec.outputs.len());
-        for (t, v) in spec.outputs.iter().zip(&outputs) {
-            let got = backend.download(v).unwrap();
-            let want = &refs[&format!("stage{}.{}", k + 1, t.name)];
-            let err = rel_err(&got, want);
-            assert!(
-                err < LIMIT,
-                "stage {} {}: relative error {err:e}",
-                k + 1,
-                t.name
-            );
-        }
-    }
+    common::assert_every_stage_matches_pytorch(&CpuBackend::new(1), LIMIT);
 }
 
 #[test]
