@@ -4,6 +4,7 @@
 //! CPU by default, TensorRT behind a feature), [`cascade`] (stage after stage with the exit
 //! rule), [`data`] (datasets and pre-processing) and [`eval`] (accuracy / cost reports).
 
+pub mod adaptive;
 pub mod backend;
 pub mod bench;
 pub mod budget_source;
@@ -16,3 +17,10 @@ pub mod data;
 pub mod engines;
 pub mod eval;
 pub mod policy;
+
+pub use adaptive::{AdaptiveBatch, AdaptiveCascade, AdaptiveError, AdaptiveOptions, BackendInfo};
+pub use backend::{BackendKind, BackendOptions};
+pub use bundle::Bundle;
+pub use cascade::Decision;
+pub use engines::{BatchProfile, Precision};
+pub use policy::{Budget, ControllerConfig};

@@ -12,6 +12,8 @@ cargo clippy --all-targets -- -D warnings
 # The pure-Rust build (tract only, no `ort`) must stay clean too.
 cargo clippy --lib --bins --no-default-features -- -D warnings
 cargo test
+# The embedder's example runs (AdaptiveCascade on the bundled model under a budget).
+cargo run --quiet --example classify -- 0.01gflops 500
 # GPU features. check-shim.sh first: it fetches both pinned TensorRT header sets (so build.rs
 # never has to) and compiles the shim against TRT 10.16 and 11.4. Then build + lint with the
 # features (shim against TRT 10) and run the tests that need no device.
@@ -20,7 +22,7 @@ cargo clippy --lib --bins --tests --features cuda,tensorrt -- -D warnings
 # DVT_NVINFER: the real TensorRT 10.16 lean runtime that setup.sh fetched from PyPI, so the loader
 # test dlopens and version-checks a genuine libnvinfer (and the backend refuses cleanly: no GPU).
 DVT_NVINFER="$PWD/.venv/trt-lean/tensorrt_lean_libs/libnvinfer_lean.so.10" \
-  cargo test --features cuda,tensorrt --test cuda_device --test tensorrt_loader
+  cargo test --features cuda,tensorrt --test cuda_device --test tensorrt_loader --test backend_choice
 # dvtd's NVML power budget source (nvml-wrapper loads libnvidia-ml at run time).
 cargo clippy --lib --bins --features nvml -- -D warnings
 # Bounded fuzzing of the frame and reply parsers (needs a nightly toolchain).

@@ -1,11 +1,16 @@
 //! Backends run one cascade stage. The cascade above them only moves opaque values between
 //! stages, so a GPU backend keeps reuse tensors on the device and only logits come back.
 
+pub mod any;
 pub mod cpu;
 #[cfg(feature = "cuda")]
 pub mod cuda;
+pub mod select;
 #[cfg(feature = "tensorrt")]
 pub mod tensorrt;
+
+pub use any::{AnyBackend, AnyStage, AnyValue};
+pub use select::{BackendArgs, BackendKind, BackendOptions, Selected};
 
 use crate::bundle::Bundle;
 

@@ -23,12 +23,9 @@ pub struct BenchArgs {
     /// Batch sizes of the per-stage table.
     #[arg(long, value_delimiter = ',', default_values_t = vec![1usize, 32])]
     pub batch: Vec<usize>,
-    /// Threads for both engines (default: all cores).
-    #[arg(long)]
-    pub threads: Option<usize>,
-    /// Our CPU engine: auto (ONNX Runtime if libonnxruntime loads, else tract), tract, ort.
-    #[arg(long, value_enum, default_value_t = crate::backend::cpu::EngineChoice::Auto)]
-    pub engine: crate::backend::cpu::EngineChoice,
+    /// Our backend (`--threads` also sets ONNX Runtime's peer threads).
+    #[command(flatten)]
+    pub backend: crate::backend::BackendArgs,
     /// Folder with the Fashion-MNIST IDX files (synthetic images when missing).
     #[arg(long, default_value = crate::data::fmnist::DEFAULT_DIR)]
     pub data: PathBuf,
@@ -84,9 +81,13 @@ pub fn run_cli(args: &BenchArgs) -> Result<(), BenchCliError> {
         source: Box::new(source),
     })?;
     let defaults = BenchOptions::default();
+    let backend = args
+        .backend
+        .options()
+        .map_err(|e| BenchCliError::Args(e.to_string()))?;
     let opts = BenchOptions {
-        threads: args.threads.unwrap_or(defaults.threads),
-        engine: args.engine,
+        threads: args.backend.threads.unwrap_or(defaults.threads),
+        backend,
         iters: args.iters,
         batches: args.batch.clone(),
         images: args.images,

@@ -18,8 +18,7 @@ pub mod report;
 pub mod stage;
 pub mod stats;
 
-use crate::backend::cpu::{CpuBackend, EngineChoice};
-use crate::backend::{Backend, BackendError, HostTensor};
+use crate::backend::{select, AnyBackend, Backend, BackendError, BackendOptions, HostTensor};
 use crate::bundle::Bundle;
 use crate::cascade::{Cascade, CascadeError};
 use crate::data::preprocess::{normalize_u8_hwc, PreprocessError};
@@ -61,8 +60,8 @@ pub enum BenchError {
 pub struct BenchOptions {
     /// Threads for our backend and for ONNX Runtime.
     pub threads: usize,
-    /// Our CPU engine (tract, or ONNX Runtime through `ort`).
-    pub engine: EngineChoice,
+    /// Our backend (CPU engine, or TensorRT; the ONNX Runtime peer runs only beside the CPU).
+    pub backend: BackendOptions,
     /// Timed calls per model at batch 1 (larger batches get fewer, at least 3).
     pub iters: usize,
     /// Batch sizes of the per-stage table.
@@ -84,7 +83,7 @@ impl Default for BenchOptions {
     fn default() -> Self {
         Self {
             threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
-            engine: EngineChoice::Auto,
+            backend: BackendOptions::default(),
             iters: 200,
             batches: vec![1, 32],
             images: 300,
@@ -151,12 +150,12 @@ struct Timed<'a> {
     name: String,
     gflops: f64,
     onnx: PathBuf,
-    loaded: &'a mut <CpuBackend as Backend>::Stage,
+    loaded: &'a mut <AnyBackend as Backend>::Stage,
     inputs: Vec<Vec<(String, HostTensor)>>,
 }
 
 struct Ctx<'a> {
-    backend: &'a CpuBackend,
+    backend: &'a AnyBackend,
     peer: Option<OrtPeer>,
     peer_note: String,
     opts: &'a BenchOptions,
@@ -282,7 +281,15 @@ pub fn run(
         return Err(BenchError::NoStages);
     }
     let threads = opts.threads.max(1);
-    let backend = CpuBackend::with_engine(opts.engine, threads)?;
+    let selected = select::open(
+        &BackendOptions {
+            threads,
+            ..opts.backend.clone()
+        },
+        bundle,
+    )?;
+    let backend = selected.backend.clone();
+    let on_cpu = backend.as_cpu().is_some();
     let max_batch = opts.batches.iter().copied().max().unwrap_or(1).max(1);
     let (pixels, labels, images_source) =
         bench_images(bundle, &opts.data_dir, opts.images.max(max_batch));
@@ -293,6 +300,12 @@ pub fn run(
     let gemm = gemm::measure(threads, 5).map_err(|e| BenchError::Gemm(format!("{e:#}")))?;
 
     let (peer, peer_note) = match &opts.python {
+        // The peer is ONNX Runtime's CPU provider: a like-for-like peer of the CPU backend only.
+        _ if !on_cpu => (
+            None,
+            "not run: ours is on TensorRT (tools/gpu-check.sh compares it with trtexec)"
+                .to_string(),
+        ),
         None => (None, "not run (--no-ort)".to_string()),
         Some(py) => {
             log("starting the ONNX Runtime peer");
@@ -319,17 +332,24 @@ pub fn run(
         warnings: Vec::new(),
         noisy: Vec::new(),
     };
-    if ctx.peer.is_none() && opts.python.is_some() {
+    if ctx.peer.is_none() && opts.python.is_some() && on_cpu {
         ctx.warnings.push(format!(
             "ONNX Runtime peer {}: ours only (install tools/requirements.txt into .venv or set \
              DVT_PYTHON)",
             ctx.peer_note
         ));
     }
-    if let Some(why) = backend.fallback() {
+    if let Some(why) = &selected.note {
+        ctx.warnings.push(format!("ours: {why}"));
+    }
+    if let Some(why) = backend.as_cpu().and_then(|c| c.fallback()) {
         ctx.warnings.push(format!(
             "ours runs on tract: ONNX Runtime not loaded ({why})"
         ));
+    }
+    if !on_cpu {
+        ctx.warnings
+            .push("roofline fractions are against this host CPU's GEMM peak, not the GPU's".into());
     }
     if cfg!(debug_assertions) {
         ctx.warnings.push(
@@ -373,7 +393,15 @@ pub fn run(
             continue;
         };
         log(&format!("timing {}", b.name));
-        let mut loaded = backend.load_stage(&one, 0)?;
+        let mut loaded = match backend.load_stage(&one, 0) {
+            Ok(l) => l,
+            // `dvt build` builds the cascade's stages, not the static baselines.
+            Err(e) if !on_cpu => {
+                ctx.warnings.push(format!("{} skipped: {e}", b.name));
+                continue;
+            }
+            Err(e) => return Err(e.into()),
+        };
         let inputs = image_batches
             .iter()
             .map(|imgs| vec![("image".to_string(), imgs.clone())])
@@ -441,7 +469,7 @@ pub fn run(
         log("timing the cascade against the static models");
         let warmup = (n_img / 10).clamp(2, 20);
         // The matched point and every static model, interleaved image by image.
-        let mut runners: Vec<Runner<'_, CpuBackend>> = Vec::new();
+        let mut runners: Vec<Runner<'_, AnyBackend>> = Vec::new();
         if let Some((_, p, _)) = matched {
             runners.push(Runner {
                 cascade: &mut main,

@@ -2,7 +2,7 @@
 
 use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand, ValueEnum};
-use dvt_edge::backend::cpu::{CpuBackend, EngineChoice};
+use dvt_edge::backend::{select, AnyBackend, BackendArgs};
 use dvt_edge::bundle::{Bundle, Manifest};
 use dvt_edge::cascade::Cascade;
 use dvt_edge::data::{fmnist, Dataset, Split};
@@ -31,8 +31,9 @@ enum Command {
     Calibrate(CalibrateArgs),
     /// Replay recorded confidences against budget traces through the closed-loop controller.
     Simulate(SimulateArgs),
-    /// Run every stage on the CPU with the bundle's stored reference inputs and compare each
-    /// output with the exporter's PyTorch output (per-stage table; non-zero exit on failure).
+    /// Run every stage on the selected backend with the bundle's stored reference inputs and
+    /// compare each output with the exporter's PyTorch output (per-stage table; non-zero exit on
+    /// failure).
     CheckBundle(check_cmd::CheckBundleArgs),
     /// Build the bundle's TensorRT engines for this GPU with trtexec (cached by TensorRT version,
     /// GPU, ONNX hash, precision and batch profile; stale engines are rebuilt).
@@ -78,12 +79,8 @@ struct EvalArgs {
     /// Images per cascade call (1 = per-frame latency).
     #[arg(long, default_value_t = 1)]
     batch: usize,
-    /// CPU threads (default: all cores).
-    #[arg(long)]
-    threads: Option<usize>,
-    /// CPU engine: auto (ONNX Runtime if libonnxruntime loads, else tract), tract, ort.
-    #[arg(long, value_enum, default_value_t = EngineChoice::Auto)]
-    engine: EngineChoice,
+    #[command(flatten)]
+    backend: BackendArgs,
     /// Report every stage's own accuracy (exit forced there) and the static baselines.
     #[arg(long)]
     all_stages: bool,
@@ -92,14 +89,14 @@ struct EvalArgs {
     json: bool,
 }
 
-/// The CPU backend for `engine` and `threads` (default: all cores); says on stderr when `auto`
-/// could not load ONNX Runtime and runs on tract instead.
-fn cpu_backend(engine: EngineChoice, threads: Option<usize>) -> Result<CpuBackend> {
-    let backend = CpuBackend::with_engine(engine, threads.unwrap_or(0))?;
-    if let Some(why) = backend.fallback() {
-        eprintln!("dvt: running on tract; ONNX Runtime not loaded: {why}");
+/// The backend `args` ask for, checked against `bundle`; says on stderr (one line) why when
+/// `auto` fell back to the CPU or the CPU to tract. A backend that cannot run is one error line.
+fn open_backend(args: &BackendArgs, bundle: &Bundle) -> Result<AnyBackend> {
+    let selected = select::open(&args.options()?, bundle)?;
+    for why in selected.notes() {
+        eprintln!("dvt: {why}");
     }
-    Ok(backend)
+    Ok(selected.backend)
 }
 
 fn main() -> Result<()> {
@@ -115,11 +112,22 @@ fn main() -> Result<()> {
     }
 }
 
-fn thresholds_for(args: &EvalArgs, manifest: &Manifest) -> Result<Vec<f32>> {
+/// `--thresholds`, or those of `--point` in the calibration that matches `backend`.
+fn thresholds_for(
+    args: &EvalArgs,
+    manifest: &Manifest,
+    cascade: &Cascade<AnyBackend>,
+) -> Result<Vec<f32>> {
     if let Some(t) = &args.thresholds {
         return Ok(t.clone());
     }
-    let points = &manifest.operating_points;
+    let backend = cascade.backend();
+    let engines = backend.engine_names(cascade.stages());
+    let choice = manifest.calibration_for(backend.kind(), &backend.precision(), &engines);
+    if let (Some(w), Some(_)) = (&choice.warning, &args.point) {
+        eprintln!("dvt: {w}");
+    }
+    let points = choice.points;
     let Some(name) = args.point.as_ref() else {
         bail!(
             "give --thresholds T1,T2 or --point NAME (the bundle has {} operating points)",
@@ -165,7 +173,7 @@ fn run_eval(args: EvalArgs) -> Result<()> {
         input.width,
         input.channels
     );
-    let backend = cpu_backend(args.engine, args.threads)?;
+    let backend = open_backend(&args.backend, &bundle)?;
     let mut cascade = Cascade::load(backend, &bundle)?;
     let progress = !args.json && std::io::stderr().is_terminal();
     let manifest = &bundle.manifest;
@@ -179,7 +187,7 @@ fn run_eval(args: EvalArgs) -> Result<()> {
         }
         return Ok(());
     }
-    let thresholds = thresholds_for(&args, manifest)?;
+    let thresholds = thresholds_for(&args, manifest, &cascade)?;
     let opts = EvalOptions {
         thresholds,
         batch: args.batch,
@@ -274,12 +282,10 @@ struct CalibrateArgs {
     /// Most frontier points written.
     #[arg(long, default_value_t = 40)]
     max_points: usize,
-    /// CPU threads (default: all cores).
-    #[arg(long)]
-    threads: Option<usize>,
-    /// CPU engine: auto (ONNX Runtime if libonnxruntime loads, else tract), tract, ort.
-    #[arg(long, value_enum, default_value_t = EngineChoice::Auto)]
-    engine: EngineChoice,
+    /// The calibration is stored for the backend that runs it (the CPU's at the manifest's top
+    /// level, TensorRT's as a `[[calibrations]]` entry with its engine files).
+    #[command(flatten)]
+    backend: BackendArgs,
     /// Print one JSON object instead of a table.
     #[arg(long)]
     json: bool,
@@ -314,7 +320,7 @@ struct SimulateArgs {
 /// `dvt check-bundle`: wiring only, the work is in `dvt_edge::check_bundle`.
 mod check_cmd {
     use anyhow::{bail, Context, Result};
-    use dvt_edge::backend::cpu::EngineChoice;
+    use dvt_edge::backend::BackendArgs;
     use dvt_edge::bundle::Bundle;
     use dvt_edge::check_bundle::{check_bundle, CheckReport};
     use std::path::PathBuf;
@@ -327,12 +333,8 @@ mod check_cmd {
         /// references, else 1e-4).
         #[arg(long)]
         pub tolerance: Option<f32>,
-        /// CPU threads (default: all cores).
-        #[arg(long)]
-        pub threads: Option<usize>,
-        /// CPU engine: auto (ONNX Runtime if libonnxruntime loads, else tract), tract, ort.
-        #[arg(long, value_enum, default_value_t = EngineChoice::Auto)]
-        pub engine: EngineChoice,
+        #[command(flatten)]
+        pub backend: BackendArgs,
         /// Print one JSON object instead of a table.
         #[arg(long)]
         pub json: bool,
@@ -341,7 +343,7 @@ mod check_cmd {
     pub fn run(args: CheckBundleArgs) -> Result<()> {
         let bundle = Bundle::load(&args.dir)
             .with_context(|| format!("loading bundle {}", args.dir.display()))?;
-        let backend = super::cpu_backend(args.engine, args.threads)?;
+        let backend = super::open_backend(&args.backend, &bundle)?;
         let report = check_bundle(&backend, &bundle, args.tolerance)
             .with_context(|| format!("checking bundle {}", args.dir.display()))?;
         if args.json {
@@ -396,10 +398,11 @@ mod check_cmd {
 mod policy_cmd {
     use super::{CalibrateArgs, SimulateArgs, SplitArg};
     use anyhow::{bail, Context, Result};
+    use dvt_edge::backend::BackendKind;
     use dvt_edge::bundle::Bundle;
     use dvt_edge::cascade::Cascade;
     use dvt_edge::data::{Dataset, Split};
-    use dvt_edge::policy::calibrate::{self, records_path};
+    use dvt_edge::policy::calibrate::{self, records_path, CalibrationSlot};
     use dvt_edge::policy::frontier::FrontierOptions;
     use dvt_edge::policy::simulate::{self, Scenario, SimConfig, SimReport, SimSummary, Trace};
     use dvt_edge::policy::{Metric, OperatingTable, Records, StageCosts};
@@ -410,16 +413,36 @@ mod policy_cmd {
             .with_context(|| format!("loading bundle {}", args.bundle.display()))?;
         let dir = bundle.dir().to_path_buf();
         let mut manifest = bundle.manifest.clone();
-        let (calib, heldout) = if args.from_records {
-            let calib = Records::load(&records_path(&dir, "calibration"))?;
-            let test = records_path(&dir, "test");
+        let (calib, heldout, slot) = if args.from_records {
+            // No model run: the slot is the one the backend asked for would write (the CPU's
+            // unless --backend tensorrt), with the engines its last calibration recorded.
+            let slot = match args.backend.backend {
+                BackendKind::Tensorrt => {
+                    let precision = args.backend.precision.to_string();
+                    let engines = manifest
+                        .calibrations
+                        .iter()
+                        .find(|c| c.backend == "tensorrt" && c.precision == precision)
+                        .map(|c| c.engines.clone())
+                        .unwrap_or_default();
+                    CalibrationSlot::for_backend("tensorrt", &precision, engines)
+                }
+                _ => CalibrationSlot::Cpu,
+            };
+            let calib = Records::load(&slot.records_path(&dir, "calibration"))?;
+            let test = slot.records_path(&dir, "test");
             let heldout = (!args.no_heldout && test.exists())
                 .then(|| Records::load(&test))
                 .transpose()?;
-            (calib, heldout)
+            (calib, heldout, slot)
         } else {
-            let backend = super::cpu_backend(args.engine, args.threads)?;
+            let backend = super::open_backend(&args.backend, &bundle)?;
+            let kind = backend.kind();
+            let precision = backend.precision();
             let mut cascade = Cascade::load(backend, &bundle)?;
+            let engines = cascade.backend().engine_names(cascade.stages());
+            let slot = CalibrationSlot::for_backend(kind, &precision, engines);
+            std::fs::create_dir_all(dir.join(slot.records_dir()))?;
             let progress = !args.json && std::io::stderr().is_terminal();
             let load = |split| -> Result<Dataset> {
                 let mut d = Dataset::load(&args.data, split).with_context(|| {
@@ -442,7 +465,7 @@ mod policy_cmd {
                 progress,
             )?;
             calib.meta.stage_ms = Some(stage_ms.clone());
-            calib.save(&records_path(&dir, "calibration"))?;
+            calib.save(&slot.records_path(&dir, "calibration"))?;
             let heldout = if args.no_heldout {
                 None
             } else {
@@ -456,22 +479,29 @@ mod policy_cmd {
                     progress,
                 )?;
                 h.meta.stage_ms = Some(stage_ms);
-                h.save(&records_path(&dir, "test"))?;
+                h.save(&slot.records_path(&dir, "test"))?;
                 Some(h)
             };
-            (calib, heldout)
+            (calib, heldout, slot)
         };
         let opts = FrontierOptions {
             max_points: args.max_points,
             ..FrontierOptions::default()
         };
-        let report = calibrate::finish(&dir, &mut manifest, &calib, heldout.as_ref(), &opts)?;
+        let report =
+            calibrate::finish_in(&dir, &mut manifest, &calib, heldout.as_ref(), &opts, &slot)?;
         if args.json {
             println!("{}", serde_json::to_string_pretty(&report)?);
             return Ok(());
         }
+        let into = match &slot {
+            CalibrationSlot::Cpu => "the CPU calibration".to_string(),
+            CalibrationSlot::Other {
+                backend, precision, ..
+            } => format!("the {backend} {precision} calibration"),
+        };
         println!(
-            "calibrated {} on {} ({} images); {} frontier + {} official points written to {}",
+            "calibrated {} on {} ({} images); {} frontier + {} official points written to {} ({into})",
             manifest.model.name,
             report.backend,
             report.calibration_images,

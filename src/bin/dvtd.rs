@@ -20,6 +20,19 @@ struct Args {
     /// Socket path.
     #[arg(long)]
     socket: Option<PathBuf>,
+    /// Backend: auto (TensorRT when this GPU's engines are built, else the CPU, saying why),
+    /// cpu, tensorrt.
+    #[arg(long, value_enum)]
+    backend: Option<dvt_edge::BackendKind>,
+    /// CUDA device (TensorRT).
+    #[arg(long)]
+    device: Option<usize>,
+    /// TensorRT engine precision.
+    #[arg(long, value_enum)]
+    precision: Option<dvt_edge::Precision>,
+    /// TensorRT batch profile min,opt,max the engines were built with.
+    #[arg(long, value_delimiter = ',')]
+    batch_profile: Option<Vec<usize>>,
     /// CPU threads (0: all cores).
     #[arg(long)]
     threads: Option<usize>,
@@ -63,6 +76,18 @@ fn main() -> Result<()> {
     }
     if let Some(v) = &a.socket {
         o.push(format!("socket={}", path(v)));
+    }
+    if let Some(v) = a.backend {
+        o.push(format!("backend={}", quoted(&v.to_string())));
+    }
+    if let Some(v) = a.device {
+        o.push(format!("device={v}"));
+    }
+    if let Some(v) = a.precision {
+        o.push(format!("precision={}", quoted(&v.to_string())));
+    }
+    if let Some(v) = &a.batch_profile {
+        o.push(format!("batch_profile={v:?}"));
     }
     if let Some(v) = a.threads {
         o.push(format!("threads={v}"));

@@ -18,6 +18,10 @@ pub struct Manifest {
     /// Threshold vectors with their expected cost and accuracy (`dvt calibrate`, or a checkpoint).
     #[serde(default)]
     pub operating_points: Vec<OperatingPoint>,
+    /// Calibrations made on other backends than the CPU (see [`super::calibration`]); the
+    /// top-level `operating_points` are the CPU FP32 one.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub calibrations: Vec<super::calibration::Calibration>,
 }
 
 /// Model-wide facts.

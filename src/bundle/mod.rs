@@ -4,12 +4,14 @@
 //! against the ONNX file it names, so a mismatched bundle fails at load time with one line
 //! naming the stage, the tensor and both shapes.
 
+pub mod calibration;
 mod error;
 mod manifest;
 mod onnx_io;
 pub mod reference;
 mod validate;
 
+pub use calibration::{Calibration, CalibrationChoice};
 pub use error::BundleError;
 pub use manifest::{
     Baseline, DType, Dim, InputSpec, Manifest, ModelInfo, OperatingPoint, StageSpec, TensorSpec,

@@ -19,7 +19,11 @@ pub(crate) fn validate(bundle: &Bundle) -> Result<(), BundleError> {
         check_stage_file(stage, &path)?;
         check_chain(stage, k.checked_sub(1).map(|p| &m.stages[p]))?;
     }
-    Ok(())
+    m.check_calibrations()
+        .map_err(|reason| BundleError::Manifest {
+            path: bundle.dir().join(super::MANIFEST),
+            reason,
+        })
 }
 
 fn check_stage_file(stage: &StageSpec, path: &Path) -> Result<(), BundleError> {

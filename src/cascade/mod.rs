@@ -151,6 +151,11 @@ impl<B: Backend> Cascade<B> {
         &self.backend
     }
 
+    /// The loaded stages, in order.
+    pub fn stages(&self) -> &[B::Stage] {
+        &self.stages
+    }
+
     /// Classifies a normalised image batch `[N, C, H, W]` with exit thresholds (one per
     /// non-final stage).
     pub fn classify(

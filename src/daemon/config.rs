@@ -2,6 +2,8 @@
 //! line (`--set section.key=value`, plus shorthand flags).
 
 use crate::backend::cpu::EngineChoice;
+use crate::backend::select::{batch_profile, BackendKind, BackendOptions};
+use crate::engines::Precision;
 use crate::policy::{Budget, ControllerConfig, PowerModel};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
@@ -33,6 +35,14 @@ pub struct Config {
     pub socket: Option<PathBuf>,
     /// Permission bits of the socket file.
     pub socket_mode: u32,
+    /// Backend: auto (TensorRT when this GPU's engines are built, else the CPU), cpu, tensorrt.
+    pub backend: BackendKind,
+    /// CUDA device (TensorRT).
+    pub device: usize,
+    /// TensorRT engine precision: fp16 or fp32 (the CPU always runs the FP32 ONNX).
+    pub precision: Precision,
+    /// TensorRT batch profile [min, opt, max] the engines were built with (`dvt build --batch`).
+    pub batch_profile: Vec<usize>,
     /// CPU engine: auto (ONNX Runtime if its library loads, else tract), tract, ort.
     pub engine: EngineChoice,
     /// CPU backend threads (0: one per core).
@@ -104,6 +114,10 @@ impl Default for Config {
             bundle: PathBuf::from("engines/fmnist-dvt"),
             socket: None,
             socket_mode: 0o660,
+            backend: BackendKind::Auto,
+            device: 0,
+            precision: Precision::Fp16,
+            batch_profile: vec![1, 1, 32],
             engine: EngineChoice::Auto,
             threads: 0,
             queue: 64,
@@ -192,6 +206,19 @@ impl Config {
         if self.max_payload_bytes == 0 {
             return bad("max_payload_bytes must be at least 1".into());
         }
+        let profile = batch_profile(&self.batch_profile).map_err(|_| {
+            ConfigError::Invalid(format!(
+                "batch_profile = {:?}: give [min, opt, max] with 1 <= min <= opt <= max",
+                self.batch_profile
+            ))
+        })?;
+        if self.backend != BackendKind::Cpu && self.max_batch > profile.max {
+            return bad(format!(
+                "max_batch = {} exceeds the TensorRT batch profile's max {} (batch_profile): \
+                 lower max_batch, build engines with a larger profile, or set backend = \"cpu\"",
+                self.max_batch, profile.max
+            ));
+        }
         parse_budget(&self.budget.value, "budget.value")?;
         parse_budget(&self.budget.safe, "budget.safe")?;
         match self.budget.source.as_str() {
@@ -224,6 +251,21 @@ impl Config {
         use std::os::unix::fs::MetadataExt;
         let uid = std::fs::metadata("/proc/self").map_or(0, |m| m.uid());
         PathBuf::from(format!("/tmp/dvtd-{uid}.sock"))
+    }
+
+    /// The backend settings (idle ONNX Runtime threads sleep: between frames a robot's daemon
+    /// should not spin a core against its power budget).
+    pub fn backend_options(&self) -> Result<BackendOptions, ConfigError> {
+        Ok(BackendOptions {
+            kind: self.backend,
+            device: self.device,
+            precision: self.precision,
+            batch: batch_profile(&self.batch_profile)
+                .map_err(|e| ConfigError::Invalid(e.to_string()))?,
+            engine: self.engine,
+            threads: self.threads,
+            spin: false,
+        })
     }
 
     /// The controller configuration.

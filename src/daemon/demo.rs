@@ -5,15 +5,14 @@
 
 use super::config::Config;
 use super::ConfigSource;
-use crate::backend::cpu::{CpuBackend, EngineChoice};
+use crate::adaptive::{AdaptiveCascade, AdaptiveOptions};
+use crate::backend::{BackendArgs, BackendOptions};
 use crate::bundle::Bundle;
-use crate::cascade::Cascade;
 use crate::client::{Client, ClientError, Image};
 use crate::daemon::protocol::{Reply, Status};
-use crate::data::preprocess::normalize_u8_hwc;
 use crate::data::{fmnist, Dataset, Split};
 use crate::eval::LatencyStats;
-use crate::policy::{Budget, Controller, ControllerConfig, Metric, OperatingTable};
+use crate::policy::{Budget, Metric, OperatingTable};
 use serde::Serialize;
 use serde_json::json;
 use std::io::Write;
@@ -45,12 +44,9 @@ pub struct DemoArgs {
     /// The dvtd binary (default: next to this `dvt`; else the daemon runs inside this process).
     #[arg(long)]
     pub dvtd: Option<PathBuf>,
-    /// CPU threads of the daemon (and of the in-process reference).
-    #[arg(long, default_value_t = 1)]
-    pub threads: usize,
-    /// CPU engine of the daemon (and of the in-process reference).
-    #[arg(long, value_enum, default_value_t = EngineChoice::Auto)]
-    pub engine: EngineChoice,
+    /// The daemon's backend (and the in-process reference's); `--threads` defaults to 1 here.
+    #[command(flatten)]
+    pub backend: BackendArgs,
     /// Also measure frames/s and the round-trip latency the socket adds over an in-process
     /// cascade call.
     #[arg(long)]
@@ -145,8 +141,7 @@ fn start(args: &DemoArgs, bundle: &Path, socket: &Path) -> Result<Running, DemoE
             .arg(bundle)
             .arg("--socket")
             .arg(socket)
-            .args(["--threads", &args.threads.to_string()])
-            .args(["--engine", &args.engine.to_string()])
+            .args(daemon_backend_args(args))
             .args(["--queue", &queue.to_string()])
             .env_remove("NOTIFY_SOCKET")
             .stdout(Stdio::null())
@@ -165,8 +160,12 @@ fn start(args: &DemoArgs, bundle: &Path, socket: &Path) -> Result<Running, DemoE
         overrides: vec![
             format!("bundle={}", q(bundle)),
             format!("socket={}", q(socket)),
-            format!("threads={}", args.threads),
-            format!("engine=\"{}\"", args.engine),
+            format!("threads={}", threads(args)),
+            format!("engine=\"{}\"", args.backend.engine),
+            format!("backend=\"{}\"", args.backend.backend),
+            format!("device={}", args.backend.device),
+            format!("precision=\"{}\"", args.backend.precision),
+            format!("batch_profile={:?}", args.backend.batch_profile),
             format!("queue={queue}"),
         ],
     };
@@ -175,6 +174,42 @@ fn start(args: &DemoArgs, bundle: &Path, socket: &Path) -> Result<Running, DemoE
             eprintln!("demo: dvtd: {e}");
         }
     })))
+}
+
+/// The demo's CPU threads: 1 unless `--threads` says otherwise (a robot's share of the cores).
+fn threads(args: &DemoArgs) -> usize {
+    args.backend.threads.unwrap_or(1)
+}
+
+/// `dvtd` flags for the demo's backend settings.
+fn daemon_backend_args(args: &DemoArgs) -> Vec<String> {
+    let b = &args.backend;
+    let profile: Vec<String> = b.batch_profile.iter().map(|v| v.to_string()).collect();
+    vec![
+        "--threads".into(),
+        threads(args).to_string(),
+        "--engine".into(),
+        b.engine.to_string(),
+        "--backend".into(),
+        b.backend.to_string(),
+        "--device".into(),
+        b.device.to_string(),
+        "--precision".into(),
+        b.precision.to_string(),
+        "--batch-profile".into(),
+        profile.join(","),
+    ]
+}
+
+/// The daemon's backend options, for the in-process reference.
+fn backend_options(args: &DemoArgs) -> Result<BackendOptions, DemoError> {
+    let mut o = args
+        .backend
+        .options()
+        .map_err(|e| DemoError::Setup(e.to_string()))?;
+    o.threads = threads(args);
+    o.spin = false; // as the daemon: idle threads sleep
+    Ok(o)
 }
 
 fn wait_ready(socket: &Path, running: &mut Running) -> Result<(), DemoError> {
@@ -347,7 +382,7 @@ pub fn run(args: &DemoArgs) -> Result<(), DemoError> {
         let stages = m.stages.len();
         if !args.json {
             println!("dvtd on {} ({} stages, CPU backend, {} thread(s)); {} test images per step, {} in flight",
-                m.model.name, stages, args.threads, args.frames, args.window);
+                m.model.name, stages, threads(args), args.frames, args.window);
             let ex: Vec<String> = (1..=stages).map(|k| format!("exit{k:<3}")).collect();
             println!(
                 "{:<18} {:>8} {:>9} {:>10}  {}  {:>7} {:>8} {:>8}",
@@ -474,23 +509,20 @@ fn bench(
     data: &Dataset,
 ) -> Result<BenchReport, DemoError> {
     let n = args.frames.min(data.len()).max(10);
-    let m = &bundle.manifest;
-    let table = OperatingTable::from_manifest(m).map_err(|e| DemoError::Setup(e.to_string()))?;
-    let thresholds = Controller::new(table, ControllerConfig::default()).thresholds();
-    // Same engine settings as the daemon (idle threads sleep), so only the socket differs.
-    let backend = CpuBackend::with_engine_spin(args.engine, args.threads, false)
+    // The same type, backend and settings as the daemon's worker (idle threads sleep, no
+    // budget: the most accurate point), so only the socket differs.
+    let options = AdaptiveOptions {
+        backend: backend_options(args)?,
+        ..AdaptiveOptions::default()
+    };
+    let mut local_cascade = AdaptiveCascade::load(bundle.dir(), &options)
         .map_err(|e| DemoError::Setup(e.to_string()))?;
-    let mut cascade =
-        Cascade::load(backend, bundle).map_err(|e| DemoError::Setup(e.to_string()))?;
-    let input = &m.model.input;
     // Warm both paths on the same images first.
     let mut c = Client::connect(socket)?;
     let (h, w, ch) = (data.height as u16, data.width as u16, data.channels as u16);
     for i in 0..50.min(n) {
-        let x = normalize_u8_hwc(data.pixels(i..i + 1), 1, input)
-            .map_err(|e| DemoError::Setup(e.to_string()))?;
-        cascade
-            .classify(x, &thresholds)
+        local_cascade
+            .classify_u8_hwc(data.pixels(i..i + 1), 1)
             .map_err(|e| DemoError::Setup(e.to_string()))?;
         c.classify(&Image::u8_hwc(h, w, ch, data.pixels(i..i + 1)))?;
     }
@@ -501,10 +533,8 @@ fn bench(
     let mut handoff = Vec::with_capacity(n);
     for i in 0..n {
         let t0 = Instant::now();
-        let x = normalize_u8_hwc(data.pixels(i..i + 1), 1, input)
-            .map_err(|e| DemoError::Setup(e.to_string()))?;
-        cascade
-            .classify(x, &thresholds)
+        local_cascade
+            .classify_u8_hwc(data.pixels(i..i + 1), 1)
             .map_err(|e| DemoError::Setup(e.to_string()))?;
         local.push(t0.elapsed().as_secs_f64() * 1e3);
         let t0 = Instant::now();

@@ -44,9 +44,9 @@ pub enum DaemonError {
     /// Bad configuration.
     #[error(transparent)]
     Config(#[from] ConfigError),
-    /// The bundle could not be loaded or warmed up.
+    /// The bundle could not be loaded or warmed up, or the backend could not be opened.
     #[error(transparent)]
-    Engine(#[from] worker::EngineError),
+    Engine(#[from] crate::adaptive::AdaptiveError),
     /// The socket could not be bound.
     #[error("socket {path}: {reason}")]
     Socket {
@@ -220,6 +220,11 @@ impl Shared {
             "model": w.model,
             "bundle": w.bundle,
             "backend": w.backend,
+            "backend_kind": w.backend_info.as_ref().map(|b| b.kind.clone()),
+            "precision": w.backend_info.as_ref().map(|b| b.precision.clone()),
+            "stage_files": w.backend_info.as_ref().map(|b| b.stage_files.clone()),
+            "backend_note": w.backend_info.as_ref().and_then(|b| b.note.clone()),
+            "calibration": w.backend_info.as_ref().map(|b| b.calibration.clone()),
             "stages": w.stages,
             "input": {"height": input.height, "width": input.width, "channels": input.channels},
             "budget": b.effective().map(|b| control::budget_json(&b)),
@@ -299,6 +304,20 @@ impl Shared {
                 "Controller command (nominal expected cost).",
             ));
         }
+        if let Some(info) = &w.backend_info {
+            gauges.push((
+                "dvtd_backend_info",
+                format!(
+                    "backend=\"{}\",precision=\"{}\",calibration=\"{}\",name=\"{}\"",
+                    info.kind,
+                    info.precision,
+                    info.calibration,
+                    info.name.replace('"', "'")
+                ),
+                1.0,
+                "The backend the stages run on (labels); always 1.",
+            ));
+        }
         gauges.push((
             "dvtd_fps",
             String::new(),
@@ -333,8 +352,13 @@ impl Shared {
         } else {
             ""
         };
+        // Last, as it may carry the reason `auto` fell back to the CPU.
+        let backend = w.backend_info.as_ref().map_or(String::new(), |i| {
+            let why = i.note.as_ref().map_or(String::new(), |n| format!(" ({n})"));
+            format!(" backend={}/{}{why}", i.kind, i.precision)
+        });
         format!(
-            "serving budget={budget} point={point} fps={:.0}{power} source={}{degraded}",
+            "serving budget={budget} point={point} fps={:.0}{power} source={}{degraded}{backend}",
             w.fps, b.source
         )
     }
@@ -356,13 +380,27 @@ impl ConfigSource {
 }
 
 fn load_engine(c: &Config) -> Result<Engine, DaemonError> {
-    Ok(Engine::load(
-        &c.bundle,
-        c.engine,
-        c.threads,
-        c.max_batch,
-        c.controller_config()?,
-    )?)
+    let options = crate::adaptive::AdaptiveOptions {
+        backend: c.backend_options()?,
+        max_batch: c.max_batch,
+        controller: c.controller_config()?,
+    };
+    let engine = Engine::load(&c.bundle, &options)?;
+    for w in engine.warnings() {
+        log(Level::Warn, w.clone());
+    }
+    let b = engine.backend();
+    log(
+        Level::Info,
+        format!(
+            "backend {} (precision {}, calibration {}); stages run {}",
+            b.name,
+            b.precision,
+            b.calibration,
+            b.stage_files.join(", ")
+        ),
+    );
+    Ok(engine)
 }
 
 /// Builds the supervised budget source of `c`.
@@ -484,20 +522,47 @@ fn spawn<F: FnOnce() + Send + 'static>(
 /// frame was answered.
 pub fn run(source: ConfigSource) -> Result<(), DaemonError> {
     let config = source.load()?;
-    let t0 = Instant::now();
-    let engine = load_engine(&config)?;
-    log(
-        Level::Info,
-        format!(
-            "loaded {} ({} stages) from {} and warmed up in {:.0} ms",
-            engine.name,
-            engine.num_stages(),
-            config.bundle.display(),
-            t0.elapsed().as_secs_f64() * 1e3
-        ),
-    );
     let mut sup = budget_supervisor(&config.budget)?;
-    let shared = Arc::new(Shared::new(engine.input.clone()));
+    // The worker builds the first cascade on its own thread, so a GPU backend's CUDA context is
+    // created where it runs; warm-up is over before anything is bound or READY=1 is sent.
+    let (init_tx, init_rx) = mpsc::channel::<Result<InputSpec, DaemonError>>();
+    type Start = (
+        mpsc::Receiver<worker::Job>,
+        mpsc::Receiver<WorkerMsg>,
+        Arc<Shared>,
+    );
+    let (start_tx, start_rx) = mpsc::channel::<Start>();
+    let max_batch = config.max_batch;
+    let first = config.clone();
+    let worker = spawn("dvtd-worker", move || {
+        let t0 = Instant::now();
+        let engine = match load_engine(&first) {
+            Ok(e) => e,
+            Err(e) => {
+                let _ = init_tx.send(Err(e));
+                return;
+            }
+        };
+        log(
+            Level::Info,
+            format!(
+                "loaded {} ({} stages) from {} and warmed up in {:.0} ms",
+                engine.name(),
+                engine.num_stages(),
+                first.bundle.display(),
+                t0.elapsed().as_secs_f64() * 1e3
+            ),
+        );
+        let _ = init_tx.send(Ok(engine.input().clone()));
+        // Gone when the start-up fails after the load (socket in use...): nothing to serve.
+        if let Ok((jobs_rx, msgs_rx, sh)) = start_rx.recv() {
+            worker::run(engine, jobs_rx, msgs_rx, sh, max_batch)
+        }
+    })?;
+    let input = init_rx
+        .recv()
+        .map_err(|_| DaemonError::Setup("the worker died while loading the bundle".into()))??;
+    let shared = Arc::new(Shared::new(input));
     // The first budget is in force before the first frame.
     let (first, transition) = sup.poll(Instant::now());
     if let Some(Transition::Degraded(why)) = transition {
@@ -515,11 +580,9 @@ pub fn run(source: ConfigSource) -> Result<(), DaemonError> {
     let listener = bind(&path, config.socket_mode)?;
     let (jobs_tx, jobs_rx) = mpsc::sync_channel(config.queue);
     let (msgs_tx, msgs_rx) = mpsc::channel::<WorkerMsg>();
-    let max_batch = config.max_batch;
-    let sh = shared.clone();
-    let worker = spawn("dvtd-worker", move || {
-        worker::run(engine, jobs_rx, msgs_rx, sh, max_batch)
-    })?;
+    start_tx
+        .send((jobs_rx, msgs_rx, shared.clone()))
+        .map_err(|_| DaemonError::Setup("the worker is gone".into()))?;
     let sh = shared.clone();
     let poll = Duration::from_millis(config.budget.poll_ms.max(1));
     spawn("dvtd-budget", move || budget_loop(sup, poll, sh))?;
@@ -661,13 +724,14 @@ fn reload(
         })
         .map_err(|e| e.to_string())?;
         let msg = format!(
-            "{} ({} stages) from {} in {:.0} ms",
-            engine.name,
+            "{} ({} stages) from {} on {} in {:.0} ms",
+            engine.name(),
             engine.num_stages(),
             new.bundle.display(),
+            engine.backend().name,
             t0.elapsed().as_secs_f64() * 1e3
         );
-        let input = engine.input.clone();
+        let input = engine.input().clone();
         let (ack_tx, ack) = mpsc::channel();
         worker
             .ok_or("the worker is stopping")?

@@ -6,14 +6,10 @@ use super::log::{log, Level};
 use super::metrics::MAX_STAGES;
 use super::protocol::{Reply, Status};
 use super::{notify, Shared};
-use crate::backend::cpu::{CpuBackend, EngineChoice};
-use crate::backend::Backend;
-use crate::bundle::{Bundle, InputSpec};
-use crate::cascade::Cascade;
-use crate::policy::{Budget, Controller, ControllerConfig, ControllerState, OperatingTable};
+use crate::adaptive::{AdaptiveCascade, BackendInfo};
+use crate::policy::ControllerState;
 use ndarray::Array4;
 use serde::Serialize;
-use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
 use std::sync::Arc;
@@ -47,119 +43,12 @@ pub struct Job {
 
 /// Messages to the worker besides frames.
 pub enum WorkerMsg {
-    /// Use this engine from the next batch on; acknowledge on the sender.
-    Swap(Box<Engine>, Sender<()>),
+    /// Use this cascade from the next batch on; acknowledge on the sender.
+    Swap(Box<AdaptiveCascade>, Sender<()>),
 }
 
-/// Why an engine could not be made.
-#[derive(Debug, thiserror::Error)]
-pub enum EngineError {
-    /// Loading the bundle failed.
-    #[error("bundle {dir}: {reason}")]
-    Bundle {
-        /// Bundle folder.
-        dir: PathBuf,
-        /// Why.
-        reason: String,
-    },
-}
-
-/// A warm cascade with its operating table and controller.
-pub struct Engine {
-    cascade: Cascade<CpuBackend>,
-    table: OperatingTable,
-    controller_config: ControllerConfig,
-    controller: Controller,
-    labels: Vec<String>,
-    /// The bundle's input.
-    pub input: InputSpec,
-    /// Model name.
-    pub name: String,
-    /// Bundle folder.
-    pub dir: PathBuf,
-    backend: String,
-}
-
-impl Engine {
-    /// Loads and validates the bundle, loads every stage and runs warm-up frames (all stages,
-    /// every batch size up to `max_batch`), so the first client frame is served warm and a
-    /// broken bundle is refused before it replaces a working one.
-    pub fn load(
-        dir: &Path,
-        engine: EngineChoice,
-        threads: usize,
-        max_batch: usize,
-        controller_config: ControllerConfig,
-    ) -> Result<Self, EngineError> {
-        let fail = |reason: String| EngineError::Bundle {
-            dir: dir.to_path_buf(),
-            reason,
-        };
-        let bundle = Bundle::load(dir).map_err(|e| fail(e.to_string()))?;
-        let m = &bundle.manifest;
-        let table = OperatingTable::from_manifest(m).map_err(|e| fail(e.to_string()))?;
-        // Idle ONNX Runtime threads sleep: between frames a robot's daemon should not spin
-        // a core against its power budget.
-        let backend = CpuBackend::with_engine_spin(engine, threads, false)
-            .map_err(|e| fail(e.to_string()))?;
-        let backend_name = match backend.fallback() {
-            Some(why) => format!("{} (ONNX Runtime not loaded: {why})", backend.name()),
-            None => backend.name(),
-        };
-        if let Some(timed_on) = &m.model.timed_on {
-            if *timed_on != backend.name()
-                && m.operating_points.iter().any(|p| p.expected_ms.is_some())
-            {
-                log(
-                    Level::Warn,
-                    format!(
-                        "the bundle's stage times were measured on {timed_on}, this daemon runs \
-                         {}: ms and images/s budgets start off by their speed ratio until the \
-                         controller's drift estimate corrects it (re-run dvt calibrate here)",
-                        backend.name()
-                    ),
-                );
-            }
-        }
-        let mut cascade = Cascade::load(backend, &bundle).map_err(|e| fail(e.to_string()))?;
-        let input = m.model.input.clone();
-        let never_exit = vec![2.0f32; cascade.num_stages().saturating_sub(1)];
-        for n in 1..=max_batch.max(1) {
-            let zeros = Array4::<f32>::zeros((n, input.channels, input.height, input.width));
-            cascade
-                .classify(zeros.into_dyn(), &never_exit)
-                .map_err(|e| fail(format!("warm-up frame failed: {e}")))?;
-        }
-        let controller = Controller::new(table.clone(), controller_config.clone());
-        Ok(Self {
-            cascade,
-            controller,
-            controller_config,
-            labels: m.model.classes.clone(),
-            name: m.model.name.clone(),
-            dir: dir.to_path_buf(),
-            input,
-            table,
-            backend: backend_name,
-        })
-    }
-
-    /// Number of stages.
-    pub fn num_stages(&self) -> usize {
-        self.cascade.num_stages()
-    }
-
-    fn apply_budget(&mut self, budget: Option<Budget>) {
-        match budget {
-            Some(b) => self.controller.set_budget(b),
-            // The controller has no "no budget": start over on the most accurate point.
-            None => {
-                self.controller =
-                    Controller::new(self.table.clone(), self.controller_config.clone())
-            }
-        }
-    }
-}
+/// The daemon's cascade.
+pub type Engine = AdaptiveCascade;
 
 /// What the worker is doing, for `status`, STATUS= and metrics.
 #[derive(Debug, Clone, Default, Serialize)]
@@ -168,8 +57,10 @@ pub struct WorkerStatus {
     pub model: String,
     /// Bundle folder.
     pub bundle: String,
-    /// Backend.
+    /// Backend name (with the reason when `auto` fell back).
     pub backend: String,
+    /// Backend kind, precision, stage files and calibration in use.
+    pub backend_info: Option<BackendInfo>,
     /// Stages.
     pub stages: usize,
     /// Controller state (budget, mix of points, drift).
@@ -224,10 +115,11 @@ pub fn run(
                 let gen = shared.budget_generation();
                 if gen != seen_gen {
                     seen_gen = gen;
-                    engine.apply_budget(shared.effective_budget());
+                    engine.set_budget(shared.effective_budget());
                 }
-                thresholds = engine.controller.thresholds();
-                run_batch(&mut engine, batch, &thresholds, &shared);
+                if let Some(t) = run_batch(&mut engine, batch, &shared) {
+                    thresholds = t;
+                }
             }
             Err(RecvTimeoutError::Timeout) => {}
             Err(RecvTimeoutError::Disconnected) => break,
@@ -252,20 +144,35 @@ pub fn run(
 }
 
 fn publish(shared: &Shared, engine: &Engine, thresholds: &[f32], fps: f64) {
+    let info = engine.backend();
     let st = WorkerStatus {
-        model: engine.name.clone(),
-        bundle: engine.dir.display().to_string(),
-        backend: engine.backend.clone(),
+        model: engine.name().to_string(),
+        bundle: engine.dir().display().to_string(),
+        backend: format!(
+            "{}{}{}",
+            info.name,
+            info.cpu_fallback
+                .as_ref()
+                .map_or(String::new(), |why| format!(
+                    " (ONNX Runtime not loaded: {why})"
+                )),
+            info.note
+                .as_ref()
+                .map_or(String::new(), |why| format!(" ({why})"))
+        ),
+        backend_info: Some(info.clone()),
         stages: engine.num_stages(),
-        controller: Some(engine.controller.state()),
+        controller: Some(engine.state()),
         thresholds: thresholds.to_vec(),
         fps,
     };
     *shared.status.lock().unwrap_or_else(|e| e.into_inner()) = st;
 }
 
-fn run_batch(engine: &mut Engine, batch: Vec<Job>, thresholds: &[f32], shared: &Shared) {
-    let input = &engine.input;
+/// Runs one batch and answers every job; returns the thresholds it ran with (None when no
+/// frame reached the cascade).
+fn run_batch(engine: &mut Engine, batch: Vec<Job>, shared: &Shared) -> Option<Vec<f32>> {
+    let input = engine.input();
     let shape = [input.channels, input.height, input.width];
     let (good, stale): (Vec<Job>, Vec<Job>) = batch.into_iter().partition(|j| j.shape == shape);
     for j in stale {
@@ -282,7 +189,7 @@ fn run_batch(engine: &mut Engine, batch: Vec<Job>, thresholds: &[f32], shared: &
         )));
     }
     if good.is_empty() {
-        return;
+        return None;
     }
     let n = good.len();
     let per = shape.iter().product::<usize>();
@@ -293,28 +200,22 @@ fn run_batch(engine: &mut Engine, batch: Vec<Job>, thresholds: &[f32], shared: &
     let tensor = Array4::from_shape_vec((n, shape[0], shape[1], shape[2]), data)
         .expect("every image has the input's shape")
         .into_dyn();
-    let start = Instant::now();
-    let result = engine.cascade.classify(tensor, thresholds);
-    let compute = start.elapsed();
-    let compute_us = compute.as_micros().min(u128::from(u32::MAX)) as u32;
+    let result = engine.classify_batch(tensor, shared.power_watts());
     let m = &shared.metrics;
     match result {
-        Ok(r) => {
+        Ok(batch) => {
+            let compute_us = batch.compute.as_micros().min(u128::from(u32::MAX)) as u32;
+            let r = batch.result;
             for t in &r.timings {
                 m.stage_latency[t.stage.min(MAX_STAGES - 1)]
                     .observe_us(t.elapsed.as_micros() as u64);
-            }
-            let ms_each = compute.as_secs_f64() * 1e3 / n as f64;
-            let power = shared.power_watts();
-            for d in &r.decisions {
-                engine.controller.observe(d.gflops, ms_each, power);
             }
             // `status` shows the controller as of the last answered frame (fps stays a 250 ms
             // average): updated before the replies, so a client that saw its answer sees it.
             {
                 let mut st = shared.status.lock().unwrap_or_else(|e| e.into_inner());
-                st.controller = Some(engine.controller.state());
-                st.thresholds = thresholds.to_vec();
+                st.controller = Some(engine.state());
+                st.thresholds = batch.thresholds.clone();
             }
             for (j, d) in good.into_iter().zip(r.decisions) {
                 let latency = j.received.elapsed().as_micros() as u64;
@@ -332,10 +233,11 @@ fn run_batch(engine: &mut Engine, batch: Vec<Job>, thresholds: &[f32], shared: &
                     latency_us: latency.min(u64::from(u32::MAX)) as u32,
                     compute_us,
                     timestamp_ns: j.timestamp_ns,
-                    text: engine.labels.get(d.class).cloned().unwrap_or_default(),
+                    text: engine.label(d.class).to_string(),
                 };
                 let _ = j.reply.send(Outgoing::Frame(reply));
             }
+            Some(batch.thresholds)
         }
         Err(e) => {
             m.error(super::metrics::ErrorKind::Inference);
@@ -352,6 +254,7 @@ fn run_batch(engine: &mut Engine, batch: Vec<Job>, thresholds: &[f32], shared: &
                     format!("inference failed: {e}"),
                 )));
             }
+            None
         }
     }
 }

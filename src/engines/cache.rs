@@ -57,20 +57,16 @@ pub fn file_sha256(path: &Path) -> std::io::Result<String> {
 }
 
 /// Returns the engine path for `key` if it exists and its sidecar records exactly `key`.
+///
+/// When no engine has the wanted key but engines of this stage and precision exist for another
+/// key (another GPU, TensorRT, ONNX or batch profile), the answer is [`CacheError::Stale`] naming
+/// the first differing field, so the user learns *why* the engine there is not used.
 pub fn lookup(bundle_dir: &Path, stage: &str, key: &EngineKey) -> Result<PathBuf, CacheError> {
     let path = engine_path(bundle_dir, stage, key);
     if !path.is_file() {
-        return Err(CacheError::Missing(path));
+        return Err(stale_sibling(bundle_dir, stage, key).unwrap_or(CacheError::Missing(path)));
     }
-    let side = sidecar(&path);
-    let text = std::fs::read_to_string(&side).map_err(|e| CacheError::Sidecar {
-        path: side.clone(),
-        reason: e.to_string(),
-    })?;
-    let stored = EngineKey::from_json(&text).map_err(|e| CacheError::Sidecar {
-        path: side,
-        reason: e.to_string(),
-    })?;
+    let stored = read_key(&path)?;
     stored
         .check_matches(key)
         .map_err(|mismatch| CacheError::Stale {
@@ -78,6 +74,38 @@ pub fn lookup(bundle_dir: &Path, stage: &str, key: &EngineKey) -> Result<PathBuf
             mismatch,
         })?;
     Ok(path)
+}
+
+fn read_key(engine: &Path) -> Result<EngineKey, CacheError> {
+    let side = sidecar(engine);
+    let text = std::fs::read_to_string(&side).map_err(|e| CacheError::Sidecar {
+        path: side.clone(),
+        reason: e.to_string(),
+    })?;
+    EngineKey::from_json(&text).map_err(|e| CacheError::Sidecar {
+        path: side,
+        reason: e.to_string(),
+    })
+}
+
+/// An engine of `stage` at the wanted precision built for another key, as a `Stale` error.
+fn stale_sibling(bundle_dir: &Path, stage: &str, key: &EngineKey) -> Option<CacheError> {
+    let prefix = format!("{stage}.{}.", key.precision);
+    let mut found: Vec<PathBuf> = std::fs::read_dir(engine_dir(bundle_dir))
+        .ok()?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| {
+            p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with(&prefix) && n.ends_with(".plan"))
+        })
+        .collect();
+    found.sort();
+    found.into_iter().find_map(|path| {
+        let stored = read_key(&path).ok()?;
+        let mismatch = stored.check_matches(key).err()?;
+        Some(CacheError::Stale { path, mismatch })
+    })
 }
 
 /// Records `key` next to a freshly built engine.

@@ -51,12 +51,13 @@ impl fmt::Display for TrtVersion {
 }
 
 /// Numeric precision an engine is built for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
 pub enum Precision {
     /// FP32 everywhere (the parity reference for the CPU backend).
     Fp32,
     /// FP16 compute with FP32 LayerNorm/Softmax (TRT 10) or the strongly typed FP16 ONNX (TRT 11).
+    #[default]
     Fp16,
 }
 
@@ -81,6 +82,14 @@ pub struct BatchProfile {
 }
 
 impl BatchProfile {
+    /// The profile `dvt build` builds and the TensorRT backend loads unless told otherwise:
+    /// tuned for one frame (a camera stream), up to 32 for batched evaluation and dvtd's batches.
+    pub const DEFAULT: BatchProfile = BatchProfile {
+        min: 1,
+        opt: 1,
+        max: 32,
+    };
+
     /// A profile, checked for `1 <= min <= opt <= max`.
     pub fn new(min: usize, opt: usize, max: usize) -> Option<Self> {
         (min >= 1 && min <= opt && opt <= max).then_some(Self { min, opt, max })

@@ -168,18 +168,23 @@ impl OperatingTable {
     /// The manifest's frontier points ("frontier" source) if it has any, else all of its
     /// points; checks each has one threshold per non-final stage.
     pub fn from_manifest(m: &Manifest) -> Result<Self, PolicyError> {
-        let frontier: Vec<OperatingPoint> = m
-            .operating_points
+        Self::from_calibration(&m.operating_points, m.stages.len())
+    }
+
+    /// The table of one calibration's points (its frontier points when it has any, else all
+    /// of them), e.g. [`Manifest::calibration_for`]'s choice.
+    pub fn from_calibration(points: &[OperatingPoint], stages: usize) -> Result<Self, PolicyError> {
+        let frontier: Vec<OperatingPoint> = points
             .iter()
             .filter(|p| p.source == "frontier")
             .cloned()
             .collect();
         let points = if frontier.is_empty() {
-            m.operating_points.clone()
+            points.to_vec()
         } else {
             frontier
         };
-        Self::new(points, m.stages.len())
+        Self::new(points, stages)
     }
 
     /// A table from explicit points for a `stages`-stage cascade.

@@ -20,9 +20,65 @@ pub const RECORDS_DIR: &str = "calibration";
 /// The plot's file name (inside the bundle).
 pub const PLOT: &str = "accuracy_vs_cost.svg";
 
-/// Path of `split`'s records inside `bundle_dir`.
+/// Path of `split`'s records of the CPU calibration inside `bundle_dir`.
 pub fn records_path(bundle_dir: &Path, split: &str) -> PathBuf {
     bundle_dir.join(RECORDS_DIR).join(format!("{split}.rec.gz"))
+}
+
+/// Where a calibration is written: the manifest's top level (the CPU, FP32) or a
+/// `[[calibrations]]` entry for another backend and precision.
+#[derive(Debug, Clone, PartialEq)]
+pub enum CalibrationSlot {
+    /// The top-level `operating_points` (records in `calibration/`, plot in the bundle root).
+    Cpu,
+    /// A `[[calibrations]]` entry (records and plot in `calibration/<backend>-<precision>/`).
+    Other {
+        /// Backend name ("tensorrt").
+        backend: String,
+        /// Precision ("fp16", "fp32").
+        precision: String,
+        /// Engine file of each stage.
+        engines: Vec<String>,
+    },
+}
+
+impl CalibrationSlot {
+    /// The slot for a backend `kind` ("cpu", "tensorrt") at `precision` with stage `engines`.
+    pub fn for_backend(kind: &str, precision: &str, engines: Vec<String>) -> Self {
+        if kind == crate::bundle::calibration::CPU {
+            Self::Cpu
+        } else {
+            Self::Other {
+                backend: kind.into(),
+                precision: precision.into(),
+                engines,
+            }
+        }
+    }
+
+    /// The records folder, relative to the bundle.
+    pub fn records_dir(&self) -> PathBuf {
+        match self {
+            Self::Cpu => PathBuf::from(RECORDS_DIR),
+            Self::Other {
+                backend, precision, ..
+            } => Path::new(RECORDS_DIR).join(crate::bundle::calibration::id(backend, precision)),
+        }
+    }
+
+    /// Path of `split`'s records inside `bundle_dir`.
+    pub fn records_path(&self, bundle_dir: &Path, split: &str) -> PathBuf {
+        bundle_dir
+            .join(self.records_dir())
+            .join(format!("{split}.rec.gz"))
+    }
+
+    fn plot_path(&self, bundle_dir: &Path) -> PathBuf {
+        match self {
+            Self::Cpu => bundle_dir.join(PLOT),
+            Self::Other { .. } => bundle_dir.join(self.records_dir()).join(PLOT),
+        }
+    }
 }
 
 /// Runs every stage on every image of `data` (no early exit) and records each stage's top-1.
@@ -172,15 +228,56 @@ pub fn solve(
     Ok(Solution { official, frontier })
 }
 
-/// Writes the solution into the manifest (frontier first, then official); names the
-/// calibration split unless the manifest already describes it.
+/// Writes the solution into the manifest (frontier first, then official) at the top level (the
+/// CPU calibration); names the calibration split unless the manifest already describes it.
 pub fn apply(manifest: &mut Manifest, solution: &Solution, split: &str) {
-    manifest.operating_points = solution
+    apply_to(manifest, solution, split, &CalibrationSlot::Cpu, None);
+}
+
+/// [`apply`] into `slot`, recording `timed_on` (the backend the stage times were measured on).
+pub fn apply_to(
+    manifest: &mut Manifest,
+    solution: &Solution,
+    split: &str,
+    slot: &CalibrationSlot,
+    timed_on: Option<String>,
+) {
+    let points: Vec<OperatingPoint> = solution
         .frontier
         .iter()
         .chain(&solution.official)
         .cloned()
         .collect();
+    match slot {
+        CalibrationSlot::Cpu => {
+            manifest.operating_points = points;
+            if timed_on.is_some() {
+                manifest.model.timed_on = timed_on;
+            }
+        }
+        CalibrationSlot::Other {
+            backend,
+            precision,
+            engines,
+        } => {
+            let entry = crate::bundle::Calibration {
+                backend: backend.clone(),
+                precision: precision.clone(),
+                timed_on,
+                engines: engines.clone(),
+                records: slot.records_dir().to_string_lossy().into_owned(),
+                operating_points: points,
+            };
+            let list = &mut manifest.calibrations;
+            match list
+                .iter_mut()
+                .find(|c| &c.backend == backend && &c.precision == precision)
+            {
+                Some(old) => *old = entry,
+                None => list.push(entry),
+            }
+        }
+    }
     if manifest.model.calibration_split.is_none() {
         manifest.model.calibration_split = Some(split.to_string());
     }
@@ -282,14 +379,33 @@ pub fn worst_deficit(solution: &Solution, records: &Records, costs: &StageCosts)
         .fold(f64::NEG_INFINITY, f64::max)
 }
 
-/// Solves on `calib`, writes the points into `bundle_dir/manifest.toml` and draws the plot
-/// (curves measured on `heldout` when given).
+/// Solves on `calib`, writes the points into `bundle_dir/manifest.toml` (top level: the CPU
+/// calibration) and draws the plot (curves measured on `heldout` when given).
 pub fn finish(
     bundle_dir: &Path,
     manifest: &mut Manifest,
     calib: &Records,
     heldout: Option<&Records>,
     opts: &FrontierOptions,
+) -> Result<CalibrateReport, PolicyError> {
+    finish_in(
+        bundle_dir,
+        manifest,
+        calib,
+        heldout,
+        opts,
+        &CalibrationSlot::Cpu,
+    )
+}
+
+/// [`finish`] into `slot`: the CPU's top level or another backend's `[[calibrations]]` entry.
+pub fn finish_in(
+    bundle_dir: &Path,
+    manifest: &mut Manifest,
+    calib: &Records,
+    heldout: Option<&Records>,
+    opts: &FrontierOptions,
+    slot: &CalibrationSlot,
 ) -> Result<CalibrateReport, PolicyError> {
     let solution = solve(manifest, calib, opts)?;
     if let Some(h) = heldout {
@@ -299,14 +415,17 @@ pub fn finish(
     let costs = StageCosts::new(manifest, None);
     let comparisons = compare(manifest, &solution, eval_on, &[0.25, 0.5, 0.75]);
     let deficit = worst_deficit(&solution, eval_on, &costs);
-    apply(
+    apply_to(
         manifest,
         &solution,
         &format!("{} ({} images)", calib.meta.split, calib.len()),
+        slot,
+        calib
+            .meta
+            .stage_ms
+            .is_some()
+            .then(|| calib.meta.backend.clone()),
     );
-    if calib.meta.stage_ms.is_some() {
-        manifest.model.timed_on = Some(calib.meta.backend.clone());
-    }
     let path = bundle_dir.join(crate::bundle::MANIFEST);
     let tmp = bundle_dir.join(".manifest.toml.tmp");
     std::fs::write(&tmp, manifest.to_toml())
@@ -324,7 +443,7 @@ pub fn finish(
                 .map(|a| (format!("{:.0}% budget", 100.0 * c.fraction), c.gflops, a))
         })
         .collect();
-    let plot_path = bundle_dir.join(PLOT);
+    let plot_path = slot.plot_path(bundle_dir);
     super::plot::draw(
         &plot_path,
         &super::plot::PlotData {

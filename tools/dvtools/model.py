@@ -27,8 +27,16 @@ def softmax_last(x: torch.Tensor) -> torch.Tensor:
     fast path for rows whose length is not a multiple of 4 (197 tokens: 35 ms per layer vs
     well under 1 ms for the decomposed form, measured with examples/profile_stage.rs).
     """
+    if not _exporting():
+        # Same math, fused kernel: the decomposed form's backward is ~20% of a training step.
+        return torch.softmax(x, dim=-1)
     e = torch.exp(x - x.amax(dim=-1, keepdim=True))
     return e / e.sum(dim=-1, keepdim=True)
+
+
+def _exporting() -> bool:
+    """True while torch.onnx traces the graph: only then is the export-friendly form needed."""
+    return torch.onnx.is_in_onnx_export() or torch.jit.is_tracing()
 
 
 class Mlp(nn.Module):

@@ -69,6 +69,8 @@ pub struct CpuBackend {
 /// A loaded stage of either engine, plus the per-item input shapes both check against.
 pub struct CpuStage {
     name: String,
+    /// The ONNX file it runs.
+    source: std::path::PathBuf,
     input_names: Vec<String>,
     /// Expected per-item shape of each input (batch axis excluded).
     input_item_shapes: Vec<Vec<usize>>,
@@ -176,6 +178,11 @@ fn available_threads() -> usize {
 }
 
 impl CpuStage {
+    /// The ONNX file this stage runs.
+    pub fn source(&self) -> &std::path::Path {
+        &self.source
+    }
+
     /// Refuses inputs whose count or per-item shape differ from the manifest, before any engine
     /// sees them (engines answer those with panics or opaque messages).
     fn check_inputs(&self, inputs: &[TValue]) -> Result<(), BackendError> {
@@ -240,6 +247,7 @@ impl Backend for CpuBackend {
         };
         Ok(CpuStage {
             name: spec.name.clone(),
+            source: path.clone(),
             input_names: spec.inputs.iter().map(|t| t.name.clone()).collect(),
             input_item_shapes: spec
                 .inputs

@@ -15,7 +15,8 @@ pub mod runtime;
 use crate::backend::cuda::{DeviceTensor, Gpu};
 use crate::backend::{Backend, BackendError, HostTensor};
 use crate::bundle::{Bundle, StageSpec};
-use crate::engines::cache::{file_sha256, lookup};
+use crate::engines::build::{stage_key, Target};
+use crate::engines::cache::{lookup, CacheError};
 use crate::engines::{check_engine_io, BatchProfile, EngineKey, Precision};
 use cudarc::driver::{CudaEvent, CudaSlice, PinnedHostSlice};
 use library::TrtLibrary;
@@ -53,6 +54,7 @@ pub struct TrtBackend {
 /// A loaded stage: engine, execution context, preallocated output buffers and timing events.
 pub struct TrtStage {
     spec: StageSpec,
+    engine_path: std::path::PathBuf,
     _engine: Arc<Engine>,
     context: Context,
     outputs: Vec<Arc<CudaSlice<f32>>>,
@@ -62,6 +64,11 @@ pub struct TrtStage {
 }
 
 impl TrtStage {
+    /// The engine plan this stage runs.
+    pub fn engine_path(&self) -> &std::path::Path {
+        &self.engine_path
+    }
+
     /// GPU time of the last run, in ms (waits for it to finish). None before the first run.
     pub fn last_gpu_ms(&self) -> Result<Option<f32>, BackendError> {
         if !self.ran {
@@ -115,6 +122,55 @@ impl TrtBackend {
         }
     }
 
+    /// What `dvt build` targets on this machine: the same [`Target`] feeds the build's keys and
+    /// these lookups, so what is built is what is loaded.
+    pub fn target(&self) -> Target {
+        Target {
+            tensorrt: self.runtime.library.version,
+            gpu_name: self.gpu_name.clone(),
+            compute_capability: self.compute_capability,
+        }
+    }
+
+    /// The options the backend was opened with.
+    pub fn options(&self) -> &TrtOptions {
+        &self.options
+    }
+
+    /// The file the runtime loaded (`libnvinfer.so.N`, the lean runtime, or `$DVT_NVINFER`).
+    pub fn library_path(&self) -> &str {
+        &self.runtime.library.path
+    }
+
+    /// The cached engine of stage `index` for this GPU, TensorRT, ONNX, precision and batch
+    /// profile, or one line saying what is missing or stale and the `dvt build` to run.
+    pub fn engine_for(&self, bundle: &Bundle, index: usize) -> Result<std::path::PathBuf, String> {
+        let spec = &bundle.manifest.stages[index];
+        let o = &self.options;
+        let build = format!(
+            "run `dvt build --bundle {} --precision {} --batch {},{},{}` on this machine",
+            bundle.dir().display(),
+            o.precision,
+            o.batch.min,
+            o.batch.opt,
+            o.batch.max
+        );
+        let (_, key) = stage_key(bundle, index, &self.target(), o.precision, o.batch)
+            .map_err(|e| format!("{e}"))?;
+        lookup(bundle.dir(), &spec.name, &key).map_err(|e| match e {
+            CacheError::Missing(p) => format!(
+                "no {} engine for {} on this GPU/TensorRT/ONNX ({} missing): {build}",
+                o.precision,
+                spec.name,
+                p.display()
+            ),
+            CacheError::Stale { path, mismatch } => {
+                format!("{} is stale ({mismatch}): {build}", path.display())
+            }
+            other => format!("{other}: {build}"),
+        })
+    }
+
     fn staging(&self) -> Result<std::sync::MutexGuard<'_, Staging>, BackendError> {
         self.staging.lock().map_err(|_| {
             BackendError::Transfer("staging buffers poisoned by an earlier panic".into())
@@ -144,12 +200,9 @@ impl Backend for TrtBackend {
             what: what.to_string(),
             reason,
         };
-        let onnx = bundle.stage_path(index);
-        let sha =
-            file_sha256(&onnx).map_err(|e| load(&onnx.display().to_string(), e.to_string()))?;
-        let key = self.engine_key(sha);
-        let path =
-            lookup(bundle.dir(), &spec.name, &key).map_err(|e| load("engine", e.to_string()))?;
+        let path = self
+            .engine_for(bundle, index)
+            .map_err(|e| load("engine", e))?;
         let plan =
             std::fs::read(&path).map_err(|e| load(&path.display().to_string(), e.to_string()))?;
         let engine = Arc::new(self.runtime.deserialize(&spec.name, &plan)?);
@@ -168,6 +221,7 @@ impl Backend for TrtBackend {
         }
         Ok(TrtStage {
             spec,
+            engine_path: path,
             _engine: engine,
             context,
             outputs,
