@@ -66,6 +66,7 @@ class DvtNode(Node):
 
         self.stats = FrameStats()
         self._warned_encodings = set()
+        self._drops_at_last_diag = 0  # WARN when frames were dropped since the last report
         self.pub_class = self.create_publisher(Classification, "classification", 10)
         self.pub_result = self.create_publisher(CascadeResult, "cascade_result", 10)
         self.pub_diag = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
@@ -169,7 +170,7 @@ class DvtNode(Node):
         link = self.link.snapshot()
         st = self.stats.snapshot()
         status = link["status"] or {}
-        new_drops = st["frames_dropped"] - getattr(self, "_drops_at_last_diag", 0)
+        new_drops = st["frames_dropped"] - self._drops_at_last_diag
         self._drops_at_last_diag = st["frames_dropped"]
         if not link["connected"]:
             level, message = DiagnosticStatus.ERROR, f"dvtd unreachable: {link['last_error']}"
