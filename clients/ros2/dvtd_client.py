@@ -1,0 +1,1 @@
+../python/dvtd_client.py
