@@ -46,6 +46,14 @@ enum Command {
     /// Start dvtd on the bundled cascade, stream the Fashion-MNIST test images through its
     /// socket while stepping the budget, and print accuracy, cost, exits and fps per step.
     Demo(dvt_edge::daemon::demo::DemoArgs),
+    /// The far end of `dvt demo --bench`'s ping-pong floor (stdin/stdout on a Unix socket).
+    #[command(name = "__echo", hide = true)]
+    Echo {
+        /// Request bytes.
+        request: usize,
+        /// Reply bytes.
+        reply: usize,
+    },
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -109,6 +117,7 @@ fn main() -> Result<()> {
         Command::Bench(args) => Ok(dvt_edge::bench::cli::run_cli(&args)?),
         Command::Ctl(args) => Ok(dvt_edge::daemon::ctl::run(&args)?),
         Command::Demo(args) => Ok(dvt_edge::daemon::demo::run(&args)?),
+        Command::Echo { request, reply } => Ok(dvt_edge::daemon::floor::echo(request, reply)?),
     }
 }
 

@@ -51,6 +51,9 @@ pub struct Config {
     pub queue: usize,
     /// Most frames the worker runs in one cascade call.
     pub max_batch: usize,
+    /// Longest wait, microseconds, for a batch to fill after its first frame (0: run what is
+    /// queued at once).
+    pub max_queue_delay_us: u64,
     /// Most simultaneous connections (more are answered with an error and closed).
     pub max_connections: usize,
     /// Largest frame payload accepted, bytes.
@@ -122,6 +125,7 @@ impl Default for Config {
             threads: 0,
             queue: 64,
             max_batch: 8,
+            max_queue_delay_us: 0,
             max_connections: 256,
             max_payload_bytes: 16 << 20,
             drain_timeout_s: 10.0,

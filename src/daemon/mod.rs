@@ -8,6 +8,7 @@ pub mod config;
 pub mod control;
 pub mod ctl;
 pub mod demo;
+pub mod floor;
 pub mod frame;
 mod http;
 pub mod log;
@@ -532,7 +533,10 @@ pub fn run(source: ConfigSource) -> Result<(), DaemonError> {
         Arc<Shared>,
     );
     let (start_tx, start_rx) = mpsc::channel::<Start>();
-    let max_batch = config.max_batch;
+    let batching = worker::Batching {
+        max_batch: config.max_batch,
+        max_queue_delay: Duration::from_micros(config.max_queue_delay_us),
+    };
     let first = config.clone();
     let worker = spawn("dvtd-worker", move || {
         let t0 = Instant::now();
@@ -556,7 +560,7 @@ pub fn run(source: ConfigSource) -> Result<(), DaemonError> {
         let _ = init_tx.send(Ok(engine.input().clone()));
         // Gone when the start-up fails after the load (socket in use...): nothing to serve.
         if let Ok((jobs_rx, msgs_rx, sh)) = start_rx.recv() {
-            worker::run(engine, jobs_rx, msgs_rx, sh, max_batch)
+            worker::run(engine, jobs_rx, msgs_rx, sh, batching)
         }
     })?;
     let input = init_rx
@@ -708,6 +712,10 @@ fn reload(
             ("socket", new.socket_path() != config.socket_path()),
             ("queue", new.queue != config.queue),
             ("max_batch", new.max_batch != config.max_batch),
+            (
+                "max_queue_delay_us",
+                new.max_queue_delay_us != config.max_queue_delay_us,
+            ),
             ("http", new.http != config.http),
         ] {
             if changed {

@@ -71,13 +71,46 @@ pub struct WorkerStatus {
     pub fps: f64,
 }
 
+/// How the worker forms batches, as Triton's dynamic batcher does: frames from every
+/// connection go into one queue; a batch takes up to `max_batch` of them, waiting at most
+/// `max_queue_delay` after the first for more to arrive (0: only those already queued).
+#[derive(Debug, Clone, Copy)]
+pub struct Batching {
+    /// Most frames per cascade call.
+    pub max_batch: usize,
+    /// Longest wait for a batch to fill.
+    pub max_queue_delay: Duration,
+}
+
+/// Collects a batch after `first`: whatever is queued, then (with a delay) what arrives
+/// before the first frame has waited `max_queue_delay`.
+fn collect(first: Job, jobs: &Receiver<Job>, b: Batching) -> Vec<Job> {
+    let deadline = first.received + b.max_queue_delay;
+    let mut batch = vec![first];
+    while batch.len() < b.max_batch {
+        if let Ok(j) = jobs.try_recv() {
+            batch.push(j);
+            continue;
+        }
+        let now = Instant::now();
+        if now >= deadline {
+            break;
+        }
+        match jobs.recv_timeout(deadline - now) {
+            Ok(j) => batch.push(j),
+            Err(_) => break,
+        }
+    }
+    batch
+}
+
 /// Runs the worker until every job sender is gone and the queue is empty.
 pub fn run(
     mut engine: Engine,
     jobs: Receiver<Job>,
     msgs: Receiver<WorkerMsg>,
     shared: Arc<Shared>,
-    max_batch: usize,
+    batching: Batching,
 ) {
     let watchdog = notify::watchdog_period();
     let tick = watchdog.map_or(Duration::from_millis(100), |w| {
@@ -99,13 +132,7 @@ pub fn run(
         }
         match jobs.recv_timeout(tick) {
             Ok(first) => {
-                let mut batch = vec![first];
-                while batch.len() < max_batch {
-                    match jobs.try_recv() {
-                        Ok(j) => batch.push(j),
-                        Err(_) => break,
-                    }
-                }
+                let batch = collect(first, &jobs, batching);
                 shared
                     .metrics
                     .queue_depth
