@@ -1,0 +1,146 @@
+//! The real `dvtd` against the ways one client or one bad file could hurt everyone (issue 14):
+//! a FIFO at the budget file's path, and an unparsable budget file re-read and echoed in full.
+
+mod daemon_support;
+
+use daemon_support::Daemon;
+use serde_json::{json, Value};
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+/// A field of /proc/PID/status or /proc/PID/io (`VmRSS`, `rchar`), as its first number.
+fn proc_field(pid: u32, file: &str, key: &str) -> u64 {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/{file}")).unwrap();
+    text.lines()
+        .find_map(|l| l.strip_prefix(key)?.strip_prefix(':'))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .unwrap_or_else(|| panic!("no {key} in /proc/{pid}/{file}:\n{text}"))
+}
+
+/// CPU time of the daemon (user + system), clock ticks.
+fn cpu_ticks(pid: u32) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    // Fields after the command name (which may hold spaces): state is field 3, utime 14.
+    let rest = &stat[stat.rfind(')').unwrap() + 2..];
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    f[11].parse::<u64>().unwrap() + f[12].parse::<u64>().unwrap()
+}
+
+/// Polls `cond` every 20 ms until it holds, panicking with `what` after `limit`.
+fn wait_for(limit: Duration, what: &str, mut cond: impl FnMut() -> bool) {
+    let t0 = Instant::now();
+    while !cond() {
+        assert!(t0.elapsed() < limit, "{what} within {limit:?}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn status(d: &Daemon) -> Value {
+    d.ctl(json!({"cmd": "status"}))
+}
+
+fn mkfifo(p: &Path) {
+    let st = Command::new("mkfifo").arg(p).status().unwrap();
+    assert!(st.success(), "mkfifo {}", p.display());
+}
+
+/// Puts a FIFO at `p` in one step (rename), so the path is never missing in between.
+fn replace_with_fifo(p: &Path) -> std::path::PathBuf {
+    let tmp = p.with_extension("fifo");
+    mkfifo(&tmp);
+    std::fs::rename(&tmp, p).unwrap();
+    p.to_path_buf()
+}
+
+fn replace_with_file(p: &Path, text: &str) {
+    let tmp = p.with_extension("new");
+    std::fs::write(&tmp, text).unwrap();
+    std::fs::rename(&tmp, p).unwrap();
+}
+
+fn file_daemon(budget: &Path) -> Daemon {
+    let file = format!("budget.file={}", budget.display());
+    Daemon::start(&[
+        "--budget-source",
+        "file",
+        "--set",
+        &file,
+        "--set",
+        "budget.poll_ms=20",
+        "--set",
+        "budget.safe=0.002gflops",
+    ])
+}
+
+#[test]
+fn a_fifo_at_the_budget_file_is_refused_without_blocking_the_budget() {
+    let t = tempfile::tempdir().unwrap();
+    let p = t.path().join("budget");
+    std::fs::write(&p, "0.004gflops\n").unwrap();
+    let d = file_daemon(&p);
+    assert_eq!(
+        status(&d)["budget"],
+        json!({"kind": "gflops", "value": 0.004})
+    );
+    // Before the fix `open` blocked on the FIFO for good: no update, `degraded` stayed null.
+    replace_with_fifo(&p);
+    wait_for(Duration::from_secs(10), "the FIFO is refused", || {
+        !status(&d)["degraded"].is_null()
+    });
+    let st = status(&d);
+    assert!(
+        st["degraded"]
+            .as_str()
+            .unwrap()
+            .contains("not a regular file"),
+        "{st}"
+    );
+    assert_eq!(
+        st["budget"],
+        json!({"kind": "gflops", "value": 0.002}),
+        "safe"
+    );
+    // The budget thread is alive: a regular file again is followed at once.
+    replace_with_file(&p, "0.01gflops\n");
+    wait_for(Duration::from_secs(10), "the new budget is read", || {
+        status(&d)["budget"] == json!({"kind": "gflops", "value": 0.01})
+    });
+    assert!(status(&d)["degraded"].is_null());
+}
+
+#[test]
+fn an_unparsable_budget_file_is_read_once_capped_and_not_echoed_in_full() {
+    let t = tempfile::tempdir().unwrap();
+    let p = t.path().join("budget");
+    // 20 MiB on one line, no budget in it.
+    std::fs::write(&p, vec![b'x'; 20 << 20]).unwrap();
+    let d = file_daemon(&p);
+    wait_for(Duration::from_secs(10), "the file is refused", || {
+        !status(&d)["degraded"].is_null()
+    });
+    let (pid, t0) = (d.pid(), Instant::now());
+    let (rchar, ticks) = (proc_field(pid, "io", "rchar"), cpu_ticks(pid));
+    std::thread::sleep(Duration::from_secs(3));
+    let read = proc_field(pid, "io", "rchar") - rchar;
+    let spent = cpu_ticks(pid) - ticks;
+    // Before the fix: the whole file on every poll (20 ms here): ~3 GB and seconds of CPU.
+    assert!(read < 1 << 20, "{read} bytes read in {:?}", t0.elapsed());
+    assert!(spent < 30, "{spent} CPU ticks in {:?}", t0.elapsed());
+    let st = status(&d);
+    let text = st.to_string();
+    assert!(text.len() < 8 << 10, "status is {} bytes", text.len());
+    let why = st["degraded"].as_str().unwrap();
+    assert!(why.len() < 300 && why.contains("bytes"), "{why}");
+    assert_eq!(
+        st["budget"],
+        json!({"kind": "gflops", "value": 0.002}),
+        "safe"
+    );
+    assert!(d.log().len() < 64 << 10, "log is {} bytes", d.log().len());
+    // A good budget written over it is read at the next poll.
+    replace_with_file(&p, "0.01gflops\n");
+    wait_for(Duration::from_secs(10), "the new budget is read", || {
+        status(&d)["budget"] == json!({"kind": "gflops", "value": 0.01})
+    });
+}
