@@ -1,10 +1,14 @@
 //! The real `dvtd` against the ways one client or one bad file could hurt everyone (issue 14):
-//! a FIFO at the budget file's path, and an unparsable budget file re-read and echoed in full.
+//! a FIFO at the budget file's path, an unparsable budget file re-read and echoed in full, and
+//! a budget read that blocks.
 
 mod daemon_support;
 
-use daemon_support::Daemon;
+use daemon_support::{test_images, Daemon};
+use dvt_edge::client::Image;
+use dvt_edge::daemon::protocol::Status;
 use serde_json::{json, Value};
+use std::io::Write;
 use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -57,6 +61,15 @@ fn replace_with_file(p: &Path, text: &str) {
     let tmp = p.with_extension("new");
     std::fs::write(&tmp, text).unwrap();
     std::fs::rename(&tmp, p).unwrap();
+}
+
+fn assert_serving(d: &Daemon) {
+    let data = test_images(1);
+    let r = d
+        .client()
+        .classify(&Image::u8_hwc(28, 28, 1, data.pixels(0..1)))
+        .unwrap();
+    assert_eq!(r.status, Status::Ok, "{r:?}");
 }
 
 fn file_daemon(budget: &Path) -> Daemon {
@@ -143,4 +156,75 @@ fn an_unparsable_budget_file_is_read_once_capped_and_not_echoed_in_full() {
     wait_for(Duration::from_secs(10), "the new budget is read", || {
         status(&d)["budget"] == json!({"kind": "gflops", "value": 0.01})
     });
+}
+
+#[test]
+fn a_budget_read_that_blocks_is_caught_from_outside_the_reading_thread() {
+    // A Jetson rail whose reading file becomes a FIFO: the source's own read blocks in `open`
+    // (any source can block so: a hung mount, a wedged sensor or driver).
+    let t = tempfile::tempdir().unwrap();
+    let dev = t.path().join("bus/i2c/devices/1-0040");
+    let h = dev.join("hwmon/hwmon0");
+    std::fs::create_dir_all(&h).unwrap();
+    std::fs::write(dev.join("name"), "ina3221\n").unwrap();
+    for (f, v) in [
+        ("name", "ina3221"),
+        ("in1_label", "VDD_IN"),
+        ("in1_input", "5000"),
+        ("curr1_input", "1200"),
+    ] {
+        std::fs::write(h.join(f), format!("{v}\n")).unwrap();
+    }
+    let root = format!("budget.sysfs_root={}", t.path().display());
+    let d = Daemon::start(&[
+        "--budget-source",
+        "jetson",
+        "--set",
+        &root,
+        "--set",
+        "budget.poll_ms=20",
+        "--set",
+        "budget.safe=0.002gflops",
+    ]);
+    wait_for(Duration::from_secs(10), "a first power reading", || {
+        status(&d)["power_watts"].as_f64().is_some()
+    });
+    let fifo = replace_with_fifo(&h.join("curr1_input"));
+    // Before the fix the budget thread hung in that read: `degraded` stayed null for good.
+    let t0 = Instant::now();
+    wait_for(
+        Duration::from_secs(15),
+        "the blocked read is noticed",
+        || !status(&d)["degraded"].is_null(),
+    );
+    let st = status(&d);
+    assert!(
+        st["degraded"]
+            .as_str()
+            .unwrap()
+            .contains("has not returned"),
+        "{st}"
+    );
+    assert_eq!(
+        st["budget"],
+        json!({"kind": "gflops", "value": 0.002}),
+        "safe"
+    );
+    assert!(t0.elapsed() < Duration::from_secs(10), "{:?}", t0.elapsed());
+    // Still serving frames and control lines meanwhile.
+    assert_serving(&d);
+    // The read returns (a writer opens the FIFO): the source recovers.
+    let mut w = std::fs::OpenOptions::new().write(true).open(&fifo).unwrap();
+    w.write_all(b"1000\n").unwrap();
+    drop(w);
+    replace_with_file(&h.join("curr1_input"), "1200\n");
+    wait_for(Duration::from_secs(10), "the source recovers", || {
+        let st = status(&d);
+        st["degraded"].is_null()
+            && st["budget"]["kind"] == "watts"
+            && st["power_watts"]
+                .as_f64()
+                .is_some_and(|p| (p - 6.0).abs() < 1e-6)
+    });
+    assert!(d.log().contains("is back"), "{}", d.log());
 }

@@ -80,6 +80,10 @@ pub struct BudgetConfig {
     /// A power reading unchanged for this long, or a budget file not rewritten for this long,
     /// counts as stale (0: never).
     pub stale_after_s: f64,
+    /// A read of the source that has not returned after this many seconds (a blocked file,
+    /// sensor or driver) counts as stale; reads then run on a thread of their own (0: read on
+    /// the budget thread, unwatched).
+    pub read_timeout_s: f64,
 }
 
 /// Controller settings (see [`crate::policy::ControllerConfig`]).
@@ -131,6 +135,7 @@ impl Default for BudgetConfig {
             nvml_device: 0,
             poll_ms: 100,
             stale_after_s: 0.0,
+            read_timeout_s: 2.0,
         }
     }
 }
@@ -145,6 +150,18 @@ impl Default for ControllerSettings {
             ki: d.ki,
             seed: d.seed,
         }
+    }
+}
+
+/// `Some(seconds)` for a positive setting, `None` for 0 (off).
+pub fn seconds(s: f64) -> Option<std::time::Duration> {
+    (s.is_finite() && s > 0.0).then(|| std::time::Duration::from_secs_f64(s))
+}
+
+impl BudgetConfig {
+    /// How long a read of the source may take before it counts as stale (`None`: unwatched).
+    pub fn read_timeout(&self) -> Option<std::time::Duration> {
+        seconds(self.read_timeout_s)
     }
 }
 
@@ -191,6 +208,17 @@ impl Config {
         }
         if self.max_payload_bytes == 0 {
             return bad("max_payload_bytes must be at least 1".into());
+        }
+        for (name, v) in [
+            ("drain_timeout_s", self.drain_timeout_s),
+            ("budget.stale_after_s", self.budget.stale_after_s),
+            ("budget.read_timeout_s", self.budget.read_timeout_s),
+        ] {
+            if !v.is_finite() || v < 0.0 {
+                return bad(format!(
+                    "{name} = {v}: seconds must be a finite number >= 0"
+                ));
+            }
         }
         parse_budget(&self.budget.value, "budget.value")?;
         parse_budget(&self.budget.safe, "budget.safe")?;
@@ -296,8 +324,22 @@ mod tests {
     }
 
     #[test]
+    fn budget_read_timeout_is_checked() {
+        let c = Config::load(None, &["budget.read_timeout_s=0".into()]).unwrap();
+        assert_eq!(c.budget.read_timeout(), None);
+        assert_eq!(
+            Config::default().budget.read_timeout(),
+            Some(std::time::Duration::from_secs(2))
+        );
+        for bad in ["budget.read_timeout_s=-1", "budget.read_timeout_s=nan"] {
+            assert!(Config::load(None, &[bad.into()]).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
     fn shipped_config_parses() {
         let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("configs/dvtd.toml");
-        Config::load(Some(&p), &[]).unwrap();
+        // Its header says every value in it is the default.
+        assert_eq!(Config::load(Some(&p), &[]).unwrap(), Config::default());
     }
 }

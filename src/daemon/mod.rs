@@ -19,8 +19,8 @@ mod signals;
 pub mod worker;
 
 use crate::budget_source::{
-    file::FileSource, fixed::StaticSource, jetson::JetsonSource, BudgetSource, Supervisor,
-    Transition,
+    file::FileSource, fixed::StaticSource, jetson::JetsonSource, watch::Watched, BudgetSource,
+    Supervisor, Transition,
 };
 use crate::bundle::InputSpec;
 use crate::policy::Budget;
@@ -394,6 +394,11 @@ pub fn budget_supervisor(c: &BudgetConfig) -> Result<Supervisor, ConfigError> {
                 "unknown budget.source {other:?}"
             )))
         }
+    };
+    // Reads run on a thread of their own: one that blocks leaves the budget loop running.
+    let source: Box<dyn BudgetSource> = match c.read_timeout() {
+        Some(t) => Box::new(Watched::new(source, t)),
+        None => source,
     };
     Ok(Supervisor::new(source, safe, stale))
 }
