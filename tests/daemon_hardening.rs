@@ -1,11 +1,11 @@
 //! The real `dvtd` against the ways one client or one bad file could hurt everyone (issue 14):
-//! a FIFO at the budget file's path, an unparsable budget file re-read and echoed in full, and
-//! a budget read that blocks.
+//! a FIFO at the budget file's path, an unparsable budget file re-read and echoed in full, a
+//! budget read that blocks, and idle connections pinning their largest payload buffer.
 
 mod daemon_support;
 
 use daemon_support::{test_images, Daemon};
-use dvt_edge::client::Image;
+use dvt_edge::client::{Client, Image};
 use dvt_edge::daemon::protocol::Status;
 use serde_json::{json, Value};
 use std::io::Write;
@@ -20,6 +20,11 @@ fn proc_field(pid: u32, file: &str, key: &str) -> u64 {
         .find_map(|l| l.strip_prefix(key)?.strip_prefix(':'))
         .and_then(|v| v.split_whitespace().next()?.parse().ok())
         .unwrap_or_else(|| panic!("no {key} in /proc/{pid}/{file}:\n{text}"))
+}
+
+/// Resident memory of the daemon, MiB.
+fn rss_mib(pid: u32) -> f64 {
+    proc_field(pid, "status", "VmRSS") as f64 / 1024.0
 }
 
 /// CPU time of the daemon (user + system), clock ticks.
@@ -227,4 +232,39 @@ fn a_budget_read_that_blocks_is_caught_from_outside_the_reading_thread() {
                 .is_some_and(|p| (p - 6.0).abs() < 1e-6)
     });
     assert!(d.log().contains("is back"), "{}", d.log());
+}
+
+#[test]
+fn idle_connections_do_not_keep_the_memory_of_their_largest_frame() {
+    let d = Daemon::start(&[]);
+    assert_serving(&d);
+    let before = rss_mib(d.pid());
+    // 48 connections each send one 16 MiB frame (4096x4096 grey, the default payload limit),
+    // get it answered, and stay open.
+    let big = vec![128u8; 4096 * 4096];
+    let mut conns: Vec<Client> = (0..48)
+        .map(|i| {
+            let mut c = d.client();
+            let r = c.classify(&Image::u8_hwc(4096, 4096, 1, &big)).unwrap();
+            assert_eq!(r.status, Status::Ok, "frame {i}: {r:?}");
+            c
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(300));
+    let after = rss_mib(d.pid());
+    eprintln!("dvtd RSS: {before:.0} MiB at start, {after:.0} MiB with 48 idle connections");
+    // Before the fix each connection kept its 16 MiB buffer: +768 MiB (issue 14: 845 MiB).
+    assert!(
+        after - before < 160.0,
+        "48 idle connections hold {:.0} MiB more than at start ({before:.0} -> {after:.0} MiB)",
+        after - before
+    );
+    // The connections still work.
+    let data = test_images(1);
+    for c in &mut conns {
+        let r = c
+            .classify(&Image::u8_hwc(28, 28, 1, data.pixels(0..1)))
+            .unwrap();
+        assert_eq!(r.status, Status::Ok);
+    }
 }

@@ -45,6 +45,10 @@ pub struct Config {
     pub max_connections: usize,
     /// Largest frame payload accepted, bytes.
     pub max_payload_bytes: u32,
+    /// Payload buffer capacity that connections keep between frames, all together, bytes
+    /// (buffers of at most 64 KiB are always kept; a larger one beyond this is freed after
+    /// its frame).
+    pub kept_payload_bytes: u64,
     /// Seconds a drain (SIGTERM) waits for in-flight frames before giving up.
     pub drain_timeout_s: f64,
     /// Loopback address for `/metrics` and `/healthz` over HTTP (empty: off).
@@ -114,6 +118,7 @@ impl Default for Config {
             max_batch: 8,
             max_connections: 256,
             max_payload_bytes: 16 << 20,
+            kept_payload_bytes: 64 << 20,
             drain_timeout_s: 10.0,
             http: String::new(),
             budget: BudgetConfig::default(),

@@ -543,6 +543,7 @@ pub fn run(source: ConfigSource) -> Result<(), DaemonError> {
     let limits = server::Limits {
         max_payload: config.max_payload_bytes,
         max_connections: config.max_connections,
+        kept_payload: usize::try_from(config.kept_payload_bytes).unwrap_or(usize::MAX),
     };
     let sh = shared.clone();
     let ev = events_tx.clone();

@@ -1,6 +1,10 @@
 //! The socket: accepts connections, and per connection reads frames and control lines
 //! (pipelined: a reader thread queues frames without waiting for answers, a writer thread
-//! sends replies as the worker produces them).
+//! sends replies as the worker produces them). Payload buffers kept between frames are capped
+//! for all connections together ([`buffers`]), so idle connections do not pin their largest
+//! frame.
+
+mod buffers;
 
 use super::control::{self, Command, MAX_LINE};
 use super::frame;
@@ -9,6 +13,7 @@ use super::metrics::ErrorKind;
 use super::protocol::{FrameHeader, HeaderError, Reply, Status, HEADER_LEN, REQUEST_MAGIC};
 use super::worker::{Job, Outgoing};
 use super::{Event, Shared};
+use buffers::{BufferBudget, PayloadBuf};
 use std::io::{BufRead, BufReader, BufWriter, Read, Write};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
@@ -23,6 +28,8 @@ pub struct Limits {
     pub max_payload: u32,
     /// Most connections.
     pub max_connections: usize,
+    /// Payload buffer capacity kept between frames by all connections together, bytes.
+    pub kept_payload: usize,
 }
 
 /// Accepts until the daemon drains, then drops the listener (its job sender with it).
@@ -33,6 +40,7 @@ pub fn accept_loop(
     events: Sender<Event>,
     limits: Limits,
 ) {
+    let buffers = BufferBudget::new(limits.kept_payload);
     let mut next_id = 0u64;
     for stream in listener.incoming() {
         if shared.draining.load(Relaxed) {
@@ -70,9 +78,10 @@ pub fn accept_loop(
         }
         shared.metrics.connections.fetch_add(1, Relaxed);
         let (shared2, jobs2, events2) = (shared.clone(), jobs.clone(), events.clone());
+        let buffers2 = buffers.clone();
         let spawned = std::thread::Builder::new()
             .name(format!("dvtd-conn-{id}"))
-            .spawn(move || connection(id, stream, shared2, jobs2, events2, limits));
+            .spawn(move || connection(id, stream, shared2, jobs2, events2, limits, buffers2));
         if let Err(e) = spawned {
             log(
                 Level::Error,
@@ -91,6 +100,7 @@ fn connection(
     jobs: SyncSender<Job>,
     events: Sender<Event>,
     limits: Limits,
+    buffers: Arc<BufferBudget>,
 ) {
     let (out, rx) = mpsc::channel::<Outgoing>();
     let unanswered = Arc::new(AtomicUsize::new(0));
@@ -109,7 +119,7 @@ fn connection(
         unanswered: &unanswered,
         limits,
     };
-    let end = read_loop(&mut reader, &conn);
+    let end = read_loop(&mut reader, &conn, PayloadBuf::new(buffers));
     if let Err(e) = end {
         limited(Level::Info, format!("connection {id}: {e}"));
     }
@@ -177,10 +187,13 @@ impl Conn<'_> {
 }
 
 /// Reads messages until EOF or a stream error; `Err` carries a line for the log.
-fn read_loop(reader: &mut BufReader<UnixStream>, c: &Conn<'_>) -> Result<(), String> {
+fn read_loop(
+    reader: &mut BufReader<UnixStream>,
+    c: &Conn<'_>,
+    mut payload: PayloadBuf,
+) -> Result<(), String> {
     let (shared, jobs, events, out, limits) = (c.shared, c.jobs, c.events, c.out, c.limits);
     let m = &shared.metrics;
-    let mut payload: Vec<u8> = Vec::new();
     loop {
         while c.unanswered.load(Relaxed) >= MAX_UNANSWERED {
             std::thread::sleep(std::time::Duration::from_millis(1));
@@ -260,8 +273,8 @@ fn read_loop(reader: &mut BufReader<UnixStream>, c: &Conn<'_>) -> Result<(), Str
                         continue;
                     }
                 };
-                payload.resize(header.payload_len as usize, 0);
-                if let Err(e) = reader.read_exact(&mut payload) {
+                let buf = payload.get(header.payload_len as usize);
+                if let Err(e) = reader.read_exact(buf) {
                     m.error(ErrorKind::Disconnect);
                     return Err(format!(
                         "disconnected inside frame {}: {e}",
@@ -269,7 +282,9 @@ fn read_loop(reader: &mut BufReader<UnixStream>, c: &Conn<'_>) -> Result<(), Str
                     ));
                 }
                 let spec = shared.input();
-                let image = match frame::to_input(&header, &payload, &spec) {
+                let image = frame::to_input(&header, buf, &spec);
+                payload.settle();
+                let image = match image {
                     Ok(v) => v,
                     Err(e) => {
                         m.error(ErrorKind::BadPixels);
