@@ -1,14 +1,16 @@
 //! The real `dvtd` against the ways one client or one bad file could hurt everyone (issue 14):
 //! a FIFO at the budget file's path, an unparsable budget file re-read and echoed in full, a
-//! budget read that blocks, and idle connections pinning their largest payload buffer.
+//! budget read that blocks, idle connections pinning their largest payload buffer, and
+//! connections that send half a frame and wait.
 
 mod daemon_support;
 
 use daemon_support::{test_images, Daemon};
-use dvt_edge::client::{Client, Image};
-use dvt_edge::daemon::protocol::Status;
+use dvt_edge::client::{read_reply, Client, Image};
+use dvt_edge::daemon::protocol::{FrameHeader, Layout, PixelType, Status, HEADER_LEN};
 use serde_json::{json, Value};
-use std::io::Write;
+use std::io::{BufRead, Read, Write};
+use std::os::unix::net::UnixStream;
 use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -89,6 +91,20 @@ fn file_daemon(budget: &Path) -> Daemon {
         "--set",
         "budget.safe=0.002gflops",
     ])
+}
+
+fn header(len: u32) -> [u8; HEADER_LEN] {
+    FrameHeader {
+        request_id: 7,
+        dtype: PixelType::U8,
+        layout: Layout::Hwc,
+        height: 28,
+        width: 28,
+        channels: 1,
+        payload_len: len,
+        timestamp_ns: 0,
+    }
+    .encode()
 }
 
 #[test]
@@ -267,4 +283,113 @@ fn idle_connections_do_not_keep_the_memory_of_their_largest_frame() {
             .unwrap();
         assert_eq!(r.status, Status::Ok);
     }
+}
+
+#[test]
+fn half_sent_frames_time_out_and_control_lines_keep_a_slot() {
+    // Defaults: 256 connections, 10 s frame timeout, 4 of the slots kept for control lines.
+    let d = Daemon::start(&[]);
+    std::thread::sleep(Duration::from_millis(200)); // the start-up probe's connection closes
+    let data = test_images(1);
+    // A frame sent in two halves well within the timeout is answered normally.
+    let mut slow = UnixStream::connect(&d.socket).unwrap();
+    slow.set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    slow.write_all(&header(784)[..20]).unwrap();
+    // Half a control line is cut short the same way.
+    let mut half_line = UnixStream::connect(&d.socket).unwrap();
+    half_line
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    half_line.write_all(br#"{"cmd": "sta"#).unwrap();
+    // 256 connections send half a header and wait.
+    let t0 = Instant::now();
+    let mut stuck: Vec<UnixStream> = (0..256)
+        .map(|_| {
+            let mut s = UnixStream::connect(&d.socket).unwrap();
+            s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+            let _ = s.write_all(&header(784)[..20]);
+            s
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(200));
+    // Before the fix every slot was taken: this was refused with "too many connections".
+    let st = status(&d);
+    assert_eq!(st["ok"], true, "{st}");
+    assert!(st["connections"].as_i64().unwrap() >= 250, "{st}");
+    // A frame on a kept slot is refused clearly, and only that connection is closed.
+    let r = d
+        .client()
+        .classify(&Image::u8_hwc(28, 28, 1, data.pixels(0..1)))
+        .unwrap();
+    assert_eq!(r.status, Status::BadStream, "{r:?}");
+    assert!(r.text.contains("too many connections"), "{}", r.text);
+    let mut rest = header(784)[20..].to_vec();
+    rest.extend_from_slice(data.pixels(0..1));
+    slow.write_all(&rest).unwrap();
+    let r = read_reply(&mut slow).unwrap();
+    assert_eq!((r.status, r.request_id), (Status::Ok, 7), "{r:?}");
+    // The stalled connections are answered and closed once their frame is 10 s late.
+    let (mut timed_out, mut refused) = (0, 0);
+    for s in &mut stuck {
+        let r = read_reply(s).expect("a reply before the test's 30 s read timeout");
+        assert_eq!(r.status, Status::BadStream, "{r:?}");
+        if r.text.contains("not completed within 10 s") {
+            timed_out += 1;
+        } else {
+            assert!(r.text.contains("too many connections"), "{}", r.text);
+            refused += 1;
+        }
+        // Closed: EOF, or a reset when the daemon closed with our bytes unread (refused).
+        let mut tail = Vec::new();
+        if let Err(e) = s.read_to_end(&mut tail) {
+            assert_eq!(e.kind(), std::io::ErrorKind::ConnectionReset, "{e}");
+        }
+    }
+    let mut answer = String::new();
+    std::io::BufReader::new(&mut half_line)
+        .read_line(&mut answer)
+        .unwrap();
+    let answer: Value = serde_json::from_str(&answer).unwrap();
+    assert_eq!(answer["ok"], false, "{answer}");
+    assert!(
+        answer["error"]
+            .as_str()
+            .unwrap()
+            .contains("control line not completed within 10 s"),
+        "{answer}"
+    );
+    let waited = t0.elapsed();
+    assert!(timed_out >= 249 && refused <= 7, "{timed_out} {refused}");
+    assert!(
+        waited > Duration::from_secs(9) && waited < Duration::from_secs(20),
+        "{waited:?}"
+    );
+    // Frame clients are served again.
+    assert_serving(&d);
+    let st = status(&d);
+    assert!(st["connections"].as_i64().unwrap() <= 3, "{st}");
+}
+
+#[test]
+fn idle_timeout_closes_idle_connections_only() {
+    let d = Daemon::start(&["--set", "idle_timeout_s=0.5"]);
+    let data = test_images(1);
+    let mut idle = UnixStream::connect(&d.socket).unwrap();
+    idle.set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    // A client sending a frame every 200 ms stays open meanwhile.
+    let mut busy = d.client();
+    let t0 = Instant::now();
+    while t0.elapsed() < Duration::from_millis(1500) {
+        let r = busy
+            .classify(&Image::u8_hwc(28, 28, 1, data.pixels(0..1)))
+            .unwrap();
+        assert_eq!(r.status, Status::Ok);
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    // The idle one was closed (EOF, no reply: it asked nothing).
+    let mut rest = Vec::new();
+    assert_eq!(idle.read_to_end(&mut rest).unwrap(), 0);
+    assert!(d.log().contains("idle for 0.5 s; closed"), "{}", d.log());
 }

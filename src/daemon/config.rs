@@ -49,6 +49,16 @@ pub struct Config {
     /// (buffers of at most 64 KiB are always kept; a larger one beyond this is freed after
     /// its frame).
     pub kept_payload_bytes: u64,
+    /// Seconds a frame or control line may take to arrive in full once its first byte has;
+    /// a later one is answered `bad_stream` and its connection closed (0: no limit).
+    pub frame_timeout_s: f64,
+    /// Seconds a connection may stay idle (no message arriving, no reply pending) before it
+    /// is closed (0: no limit).
+    pub idle_timeout_s: f64,
+    /// Connection slots, out of `max_connections`, kept for control lines: once the others
+    /// are taken, new connections may send control lines only, and are closed after
+    /// `frame_timeout_s` idle (at most `max_connections - 1` are kept).
+    pub control_connections: usize,
     /// Seconds a drain (SIGTERM) waits for in-flight frames before giving up.
     pub drain_timeout_s: f64,
     /// Loopback address for `/metrics` and `/healthz` over HTTP (empty: off).
@@ -119,6 +129,9 @@ impl Default for Config {
             max_connections: 256,
             max_payload_bytes: 16 << 20,
             kept_payload_bytes: 64 << 20,
+            frame_timeout_s: 10.0,
+            idle_timeout_s: 0.0,
+            control_connections: 4,
             drain_timeout_s: 10.0,
             http: String::new(),
             budget: BudgetConfig::default(),
@@ -215,6 +228,8 @@ impl Config {
             return bad("max_payload_bytes must be at least 1".into());
         }
         for (name, v) in [
+            ("frame_timeout_s", self.frame_timeout_s),
+            ("idle_timeout_s", self.idle_timeout_s),
             ("drain_timeout_s", self.drain_timeout_s),
             ("budget.stale_after_s", self.budget.stale_after_s),
             ("budget.read_timeout_s", self.budget.read_timeout_s),
@@ -337,6 +352,25 @@ mod tests {
             Some(std::time::Duration::from_secs(2))
         );
         for bad in ["budget.read_timeout_s=-1", "budget.read_timeout_s=nan"] {
+            assert!(Config::load(None, &[bad.into()]).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn connection_settings_are_checked() {
+        let c = Config::load(
+            None,
+            &[
+                "frame_timeout_s=2.5".into(),
+                "idle_timeout_s=60".into(),
+                "control_connections=2".into(),
+                "kept_payload_bytes=1048576".into(),
+            ],
+        )
+        .unwrap();
+        assert_eq!((c.frame_timeout_s, c.idle_timeout_s), (2.5, 60.0));
+        assert_eq!((c.control_connections, c.kept_payload_bytes), (2, 1 << 20));
+        for bad in ["frame_timeout_s=-1", "idle_timeout_s=inf"] {
             assert!(Config::load(None, &[bad.into()]).is_err(), "{bad}");
         }
     }

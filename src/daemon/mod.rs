@@ -543,7 +543,12 @@ pub fn run(source: ConfigSource) -> Result<(), DaemonError> {
     let limits = server::Limits {
         max_payload: config.max_payload_bytes,
         max_connections: config.max_connections,
+        control_connections: config.control_connections,
         kept_payload: usize::try_from(config.kept_payload_bytes).unwrap_or(usize::MAX),
+        timeouts: server::Timeouts {
+            frame: config::seconds(config.frame_timeout_s),
+            idle: config::seconds(config.idle_timeout_s),
+        },
     };
     let sh = shared.clone();
     let ev = events_tx.clone();
