@@ -20,8 +20,8 @@ mod signals;
 pub mod worker;
 
 use crate::budget_source::{
-    file::FileSource, fixed::StaticSource, jetson::JetsonSource, BudgetSource, Supervisor,
-    Transition,
+    file::FileSource, fixed::StaticSource, jetson::JetsonSource, watch::Watched, BudgetSource,
+    Supervisor, Transition,
 };
 use crate::bundle::InputSpec;
 use crate::policy::Budget;
@@ -434,6 +434,11 @@ pub fn budget_supervisor(c: &BudgetConfig) -> Result<Supervisor, ConfigError> {
             )))
         }
     };
+    // Reads run on a thread of their own: one that blocks leaves the budget loop running.
+    let source: Box<dyn BudgetSource> = match c.read_timeout() {
+        Some(t) => Box::new(Watched::new(source, t)),
+        None => source,
+    };
     Ok(Supervisor::new(source, safe, stale))
 }
 
@@ -605,6 +610,12 @@ pub fn run(source: ConfigSource) -> Result<(), DaemonError> {
     let limits = server::Limits {
         max_payload: config.max_payload_bytes,
         max_connections: config.max_connections,
+        control_connections: config.control_connections,
+        kept_payload: usize::try_from(config.kept_payload_bytes).unwrap_or(usize::MAX),
+        timeouts: server::Timeouts {
+            frame: config::seconds(config.frame_timeout_s),
+            idle: config::seconds(config.idle_timeout_s),
+        },
     };
     let sh = shared.clone();
     let ev = events_tx.clone();
