@@ -217,7 +217,7 @@ impl Controller {
             self.n_hat = self.command.clamp(self.c_min(), self.c_max());
             self.m_hat = self.n_hat;
             self.fast = (self.m_hat, self.n_hat);
-            self.age = self.config.filter_frames;
+            self.age = self.config.fast_frames;
         }
         let d = self.drift();
         let d_fast = self.ratio(self.fast);
