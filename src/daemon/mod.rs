@@ -106,6 +106,8 @@ pub struct Shared {
     conns: Mutex<HashMap<u64, UnixStream>>,
     closed: (Mutex<()>, Condvar),
     pending_budget_config: Mutex<Option<BudgetConfig>>,
+    /// The cascade, for readers that run a frame themselves while the worker is idle.
+    serving: std::sync::OnceLock<worker::SharedServing>,
 }
 
 impl Shared {
@@ -123,6 +125,7 @@ impl Shared {
             conns: Mutex::new(HashMap::new()),
             closed: (Mutex::new(()), Condvar::new()),
             pending_budget_config: Mutex::new(None),
+            serving: std::sync::OnceLock::new(),
         }
     }
 
@@ -528,6 +531,7 @@ fn spawn<F: FnOnce() + Send + 'static>(
 /// frame was answered.
 pub fn run(source: ConfigSource) -> Result<(), DaemonError> {
     let config = source.load()?;
+    server::buffers::limit_arenas();
     let mut sup = budget_supervisor(&config.budget)?;
     // The worker builds the first cascade on its own thread, so a GPU backend's CUDA context is
     // created where it runs; warm-up is over before anything is bound or READY=1 is sent.
@@ -565,7 +569,9 @@ pub fn run(source: ConfigSource) -> Result<(), DaemonError> {
         let _ = init_tx.send(Ok(engine.input().clone()));
         // Gone when the start-up fails after the load (socket in use...): nothing to serve.
         if let Ok((jobs_rx, msgs_rx, sh)) = start_rx.recv() {
-            worker::run(engine, jobs_rx, msgs_rx, sh, batching)
+            let serving = Arc::new(Mutex::new(worker::Serving::new(engine)));
+            let _ = sh.serving.set(serving.clone());
+            worker::run(serving, jobs_rx, msgs_rx, sh, batching)
         }
     })?;
     let input = init_rx

@@ -5,7 +5,7 @@
 //! that stops arriving half-way closes its connection ([`timeouts`]), and a few connection
 //! slots stay open for control lines when frame clients hold all the others.
 
-mod buffers;
+pub(super) mod buffers;
 mod timeouts;
 
 use super::control::{self, Command, MAX_LINE};
@@ -20,7 +20,7 @@ use std::io::{BufRead, BufReader, BufWriter, Read, Write};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 use std::sync::mpsc::{self, Sender, SyncSender, TrySendError};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 pub use timeouts::Timeouts;
 use timeouts::{Closed, ConnState, Registry};
@@ -163,11 +163,22 @@ fn connection(id: u64, stream: UnixStream, ends: Ends, state: Arc<ConnState>, li
     } = ends;
     let (out, rx) = mpsc::channel::<Outgoing>();
     let written = state.clone();
-    let writer = stream.try_clone().map(|w| {
-        std::thread::Builder::new()
-            .name(format!("dvtd-write-{id}"))
-            .spawn(move || write_loop(w, rx, &written.unanswered))
-    });
+    let lines = Arc::new(AtomicUsize::new(0));
+    let write_half = match stream.try_clone() {
+        Ok(w) => Arc::new(Mutex::new(BufWriter::with_capacity(64 * 1024, w))),
+        Err(e) => {
+            limited(Level::Warn, format!("connection {id}: {e}"));
+            registry.remove(id);
+            shared.unregister(id);
+            shared.metrics.connections.fetch_sub(1, Relaxed);
+            shared.connection_closed();
+            return;
+        }
+    };
+    let (w, l) = (write_half.clone(), lines.clone());
+    let writer = std::thread::Builder::new()
+        .name(format!("dvtd-write-{id}"))
+        .spawn(move || write_loop(&w, rx, &written.unanswered, &l));
     let mut reader = BufReader::with_capacity(64 * 1024, stream);
     let conn = Conn {
         shared: &shared,
@@ -176,6 +187,8 @@ fn connection(id: u64, stream: UnixStream, ends: Ends, state: Arc<ConnState>, li
         out: &out,
         state: &state,
         limits,
+        write_half: &write_half,
+        lines: &lines,
     };
     let end = read_loop(&mut reader, &conn, PayloadBuf::new(buffers));
     if let Err(e) = end {
@@ -183,7 +196,7 @@ fn connection(id: u64, stream: UnixStream, ends: Ends, state: Arc<ConnState>, li
     }
     drop(jobs);
     drop(out); // the writer ends once every queued frame of this connection is answered
-    if let Ok(Ok(w)) = writer {
+    if let Ok(w) = writer {
         let _ = w.join();
     }
     registry.remove(id);
@@ -197,34 +210,52 @@ fn connection(id: u64, stream: UnixStream, ends: Ends, state: Arc<ConnState>, li
 /// growing the daemon's memory.
 pub const MAX_UNANSWERED: usize = 4096;
 
-fn write_loop(stream: UnixStream, rx: mpsc::Receiver<Outgoing>, unanswered: &AtomicUsize) {
-    let mut w = BufWriter::with_capacity(64 * 1024, stream);
+/// A connection's write half: the writer thread and (for a frame run to completion on the
+/// reader) the reader write under its lock, so replies never interleave.
+type WriteHalf = Arc<Mutex<BufWriter<UnixStream>>>;
+
+fn write_loop(
+    w: &WriteHalf,
+    rx: mpsc::Receiver<Outgoing>,
+    unanswered: &AtomicUsize,
+    lines: &AtomicUsize,
+) {
+    // Counters drop under the write lock, after the bytes are in the buffer: a reader that
+    // sees both at 0 under the lock knows nothing is waiting to go out before its reply.
     let put = |w: &mut BufWriter<UnixStream>, o: Outgoing| match o {
         Outgoing::Frame(r) => {
+            let res = w.write_all(&r.encode());
             unanswered.fetch_sub(1, Relaxed);
-            w.write_all(&r.encode())
+            res
         }
-        Outgoing::Line(l) => w.write_all(l.as_bytes()).and_then(|_| w.write_all(b"\n")),
+        Outgoing::Line(l) => {
+            let res = w.write_all(l.as_bytes()).and_then(|_| w.write_all(b"\n"));
+            lines.fetch_sub(1, Relaxed);
+            res
+        }
     };
     while let Ok(o) = rx.recv() {
-        let mut ok = put(&mut w, o).is_ok();
+        let mut g = w.lock().unwrap_or_else(|e| e.into_inner());
+        let mut ok = put(&mut g, o).is_ok();
         while ok {
             match rx.try_recv() {
-                Ok(o) => ok = put(&mut w, o).is_ok(),
+                Ok(o) => ok = put(&mut g, o).is_ok(),
                 Err(_) => break,
             }
         }
-        if !ok || w.flush().is_err() {
+        if !ok || g.flush().is_err() {
+            drop(g);
             // The client is gone: keep receiving (and dropping) so the worker never blocks.
             for o in rx.iter() {
-                if matches!(o, Outgoing::Frame(_)) {
-                    unanswered.fetch_sub(1, Relaxed);
-                }
+                match o {
+                    Outgoing::Frame(_) => unanswered.fetch_sub(1, Relaxed),
+                    Outgoing::Line(_) => lines.fetch_sub(1, Relaxed),
+                };
             }
             return;
         }
     }
-    let _ = w.flush();
+    let _ = w.lock().unwrap_or_else(|e| e.into_inner()).flush();
 }
 
 /// What a connection's reader works with.
@@ -235,6 +266,9 @@ struct Conn<'a> {
     out: &'a Sender<Outgoing>,
     state: &'a ConnState,
     limits: Limits,
+    write_half: &'a WriteHalf,
+    /// Control replies queued for the writer and not yet written.
+    lines: &'a AtomicUsize,
 }
 
 impl Conn<'_> {
@@ -242,6 +276,48 @@ impl Conn<'_> {
     fn reply(&self, r: Reply) {
         self.state.unanswered.fetch_add(1, Relaxed);
         let _ = self.out.send(Outgoing::Frame(r));
+    }
+
+    /// Sends a control reply line.
+    fn line(&self, text: String) {
+        self.lines.fetch_add(1, Relaxed);
+        let _ = self.out.send(Outgoing::Line(text));
+    }
+
+    /// Runs `job` on this thread when the worker is idle, nothing is queued and the cascade may
+    /// run here, and writes the reply straight to the socket when nothing is waiting to go out
+    /// before it: the frame then costs no thread hand-off at all. Gives the job back otherwise.
+    fn run_here(&self, job: Job) -> Result<Result<(), String>, Job> {
+        let m = &self.shared.metrics;
+        if m.queue_depth.load(Relaxed) != 0 {
+            return Err(job);
+        }
+        let Some(serving) = self.shared.serving.get() else {
+            return Err(job);
+        };
+        let Ok(mut s) = serving.try_lock() else {
+            return Err(job);
+        };
+        if !s.runs_on_any_thread() {
+            return Err(job);
+        }
+        self.state.unanswered.fetch_add(1, Relaxed);
+        let replies = s.serve(vec![job], self.shared);
+        drop(s);
+        for (to, r) in replies {
+            let mut w = self.write_half.lock().unwrap_or_else(|e| e.into_inner());
+            if self.state.unanswered.load(Relaxed) == 1 && self.lines.load(Relaxed) == 0 {
+                let res = w.write_all(&r.encode()).and_then(|_| w.flush());
+                self.state.unanswered.fetch_sub(1, Relaxed);
+                if let Err(e) = res {
+                    return Ok(Err(format!("write failed: {e}")));
+                }
+            } else {
+                drop(w);
+                let _ = to.send(Outgoing::Frame(r));
+            }
+        }
+        Ok(Ok(()))
     }
 
     /// Why the timeouts closed the connection, for the log (`what`: the message cut short).
@@ -343,17 +419,17 @@ fn control_line(reader: &mut BufReader<UnixStream>, c: &Conn<'_>) -> Result<(), 
         .map_err(|e| format!("read failed: {e}"))?;
     if n > MAX_LINE {
         m.error(ErrorKind::BadControl);
-        let _ = c.out.send(Outgoing::Line(error_json(&format!(
+        c.line(error_json(&format!(
             "control line longer than {MAX_LINE} bytes"
-        ))));
+        )));
         return Err("control line too long; closed".into());
     }
     if let Err(why) = c.state.received() {
         m.error(ErrorKind::BadControl);
-        let _ = c.out.send(Outgoing::Line(error_json(&format!(
+        c.line(error_json(&format!(
             "control line not completed within {} s; closing the connection",
             secs(c.limits.timeouts.frame)
-        ))));
+        )));
         return Err(c.ended(why, "control line"));
     }
     let text = String::from_utf8_lossy(&line);
@@ -364,7 +440,7 @@ fn control_line(reader: &mut BufReader<UnixStream>, c: &Conn<'_>) -> Result<(), 
             error_json(&e.to_string())
         }
     };
-    let _ = c.out.send(Outgoing::Line(reply));
+    c.line(reply);
     Ok(())
 }
 
@@ -443,6 +519,10 @@ fn frame(
         shape: [spec.channels, spec.height, spec.width],
         received,
         reply: c.out.clone(),
+    };
+    let job = match c.run_here(job) {
+        Ok(done) => return done,
+        Err(job) => job,
     };
     m.queue_depth.fetch_add(1, Relaxed);
     c.state.unanswered.fetch_add(1, Relaxed);

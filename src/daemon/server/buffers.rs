@@ -119,6 +119,24 @@ fn return_freed_memory() {
     }
 }
 
+/// Caps glibc's malloc arenas. By default glibc gives busy threads arenas of their own (up to
+/// 8 per core), and an arena keeps what its thread freed; with one reader thread per connection
+/// that also runs frames itself, retained memory would grow with the number of connections.
+/// A few shared arenas bound it, at the cost of some allocator contention between readers.
+pub fn limit_arenas() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    {
+        extern "C" {
+            fn mallopt(param: i32, value: i32) -> i32;
+        }
+        const M_ARENA_MAX: i32 = -8;
+        // SAFETY: mallopt only sets an allocator parameter; called once at start-up.
+        unsafe {
+            mallopt(M_ARENA_MAX, 4);
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
