@@ -53,6 +53,9 @@ enum Command {
         request: usize,
         /// Reply bytes.
         reply: usize,
+        /// Microseconds of work before each reply.
+        #[arg(default_value_t = 0)]
+        busy_us: u64,
     },
 }
 
@@ -117,7 +120,11 @@ fn main() -> Result<()> {
         Command::Bench(args) => Ok(dvt_edge::bench::cli::run_cli(&args)?),
         Command::Ctl(args) => Ok(dvt_edge::daemon::ctl::run(&args)?),
         Command::Demo(args) => Ok(dvt_edge::daemon::demo::run(&args)?),
-        Command::Echo { request, reply } => Ok(dvt_edge::daemon::floor::echo(request, reply)?),
+        Command::Echo {
+            request,
+            reply,
+            busy_us,
+        } => Ok(dvt_edge::daemon::floor::echo(request, reply, busy_us)?),
     }
 }
 

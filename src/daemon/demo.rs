@@ -127,6 +127,15 @@ pub struct BenchReport {
     pub floor_ms: LatencyStats,
     /// `added_p50_us` / the floor's p50: how many bare round trips the daemon path adds.
     pub added_over_floor: f64,
+    /// The paired overhead's p50 / the floor's p50: the same ratio measured per frame (round
+    /// trip minus that frame's own cascade time), which the cascade's run-to-run noise does not
+    /// swamp as it does a difference of two medians.
+    pub paired_over_floor: f64,
+    /// The far end's busy time per request in the second ping-pong (the cascade's median), us.
+    pub busy_floor_us: u64,
+    /// That ping-pong's round trip minus the busy time, ms: the transport around a server
+    /// that computes as long as the cascade (information, not the goal).
+    pub busy_floor_ms: LatencyStats,
     /// Pipelined frames/s through the socket (window frames in flight).
     pub pipelined_fps: f64,
     /// Many clients, dynamic batching, against the in-process batched cascade.
@@ -564,12 +573,21 @@ pub fn run(args: &DemoArgs) -> Result<(), DemoError> {
                 b.added_over_floor
             );
             println!(
+                "  the same ping-pong, far end busy {} us per request: round trip - busy p50 {:.1} us",
+                b.busy_floor_us,
+                b.busy_floor_ms.p50 * 1e3
+            );
+            println!(
                 "  paired per frame: round trip - daemon cascade time  p50 {:.1} us  mean {:.1} us",
                 b.overhead_paired_us.p50, b.overhead_paired_us.mean
             );
             println!(
                 "    of which inside the daemon (preprocess + queue hand-off)  p50 {:.1} us",
                 b.daemon_handoff_us.p50
+            );
+            println!(
+                "  paired / floor                {:.2}x (the same goal, per frame)",
+                b.paired_over_floor
             );
             println!(
                 "  pipelined through the socket  {:.0} frames/s ({} in flight)",
@@ -647,7 +665,7 @@ fn bench(
         .encode()
         .len();
     let exe = std::env::current_exe().map_err(|e| DemoError::Setup(e.to_string()))?;
-    let mut floor = super::floor::PingPong::start(&exe, request_len, reply_len)
+    let mut floor = super::floor::PingPong::start(&exe, request_len, reply_len, 0)
         .map_err(|e| DemoError::Setup(format!("ping-pong floor: {e}")))?;
     let mut floor_ms = Vec::with_capacity(n);
     for _ in 0..50 {
@@ -655,6 +673,24 @@ fn bench(
             .round_trip_ms()
             .map_err(|e| DemoError::Setup(e.to_string()))?;
     }
+    // The same ping-pong with the far end busy for the cascade's own median time: a server
+    // that computes between read and reply lets its client's CPU idle longer, and the wake-up
+    // then costs more. Not part of the goal; it shows where the rest of the added time goes.
+    let busy_us = {
+        let mut t = Vec::with_capacity(20);
+        for i in 0..20.min(n) {
+            let t0 = Instant::now();
+            local_cascade
+                .classify_u8_hwc(data.pixels(i..i + 1), 1)
+                .map_err(|e| DemoError::Setup(e.to_string()))?;
+            t.push(t0.elapsed().as_micros() as u64);
+        }
+        t.sort_unstable();
+        t[t.len() / 2]
+    };
+    let mut busy_floor = super::floor::PingPong::start(&exe, request_len, reply_len, busy_us)
+        .map_err(|e| DemoError::Setup(format!("ping-pong floor: {e}")))?;
+    let mut busy_floor_ms = Vec::with_capacity(n);
     // Interleaved so that machine noise hits all three alike. The in-process time includes the
     // normalisation, which the daemon also does.
     let (mut local, mut rtt) = (Vec::with_capacity(n), Vec::with_capacity(n));
@@ -677,6 +713,13 @@ fn bench(
                 .round_trip_ms()
                 .map_err(|e| DemoError::Setup(format!("ping-pong floor: {e}")))?,
         );
+        // Minus the far end's busy time: what the transport itself took around it.
+        busy_floor_ms.push(
+            busy_floor
+                .round_trip_ms()
+                .map_err(|e| DemoError::Setup(format!("ping-pong floor: {e}")))?
+                - busy_us as f64 / 1e3,
+        );
         if r.status != Status::Ok {
             return Err(DemoError::Setup(format!(
                 "bench frame {i}: {:?} {}",
@@ -690,16 +733,21 @@ fn bench(
         LatencyStats::from_samples(&mut rtt),
     );
     drop(floor);
+    drop(busy_floor);
     let fl = LatencyStats::from_samples(&mut floor_ms);
     let secs = stream(socket, data, 0, (4 * n).min(data.len()), args.window)?.secs;
+    let overhead_paired_us = LatencyStats::from_samples(&mut paired);
     Ok(BenchReport {
         frames: n,
         floor_ms: fl,
+        busy_floor_us: busy_us,
+        busy_floor_ms: LatencyStats::from_samples(&mut busy_floor_ms),
         added_over_floor: (s.p50 - l.p50) / fl.p50.max(1e-9),
         added_p50_us: (s.p50 - l.p50) * 1e3,
         added_mean_us: (s.mean - l.mean) * 1e3,
         in_process_ms: l,
-        overhead_paired_us: LatencyStats::from_samples(&mut paired),
+        paired_over_floor: overhead_paired_us.p50 / (fl.p50 * 1e3).max(1e-9),
+        overhead_paired_us,
         daemon_handoff_us: LatencyStats::from_samples(&mut handoff),
         socket_rtt_ms: s,
         pipelined_fps: (4 * n).min(data.len()) as f64 / secs,

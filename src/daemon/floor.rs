@@ -9,9 +9,11 @@ use std::os::unix::net::UnixStream;
 use std::process::{Child, Command, Stdio};
 use std::time::Instant;
 
-/// The echo end: reads `request` bytes from stdin, answers `reply` bytes on stdout, until EOF.
-/// Run as `dvt __echo REQUEST REPLY` with both stdin and stdout on one Unix socket.
-pub fn echo(request: usize, reply: usize) -> std::io::Result<()> {
+/// The echo end: reads `request` bytes from stdin, answers `reply` bytes on stdout, until EOF;
+/// with `busy_us` > 0 it computes that long before each answer (as a server that runs a model
+/// does), which shows what waking up after a longer wait costs the client. Run as
+/// `dvt __echo REQUEST REPLY [BUSY_US]` with both stdin and stdout on one Unix socket.
+pub fn echo(request: usize, reply: usize, busy_us: u64) -> std::io::Result<()> {
     let mut input = std::io::stdin().lock();
     let mut output = std::io::stdout().lock();
     let mut buf = vec![0u8; request.max(1)];
@@ -21,6 +23,13 @@ pub fn echo(request: usize, reply: usize) -> std::io::Result<()> {
             Ok(()) => {}
             Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(()),
             Err(e) => return Err(e),
+        }
+        if busy_us > 0 {
+            let t0 = Instant::now();
+            let mut x = 0u64;
+            while t0.elapsed().as_micros() < u128::from(busy_us) {
+                x = std::hint::black_box(x.wrapping_add(1));
+            }
         }
         output.write_all(&answer)?;
         output.flush()?;
@@ -36,12 +45,18 @@ pub struct PingPong {
 }
 
 impl PingPong {
-    /// Starts `exe __echo request reply` (normally this `dvt` itself).
-    pub fn start(exe: &std::path::Path, request: usize, reply: usize) -> std::io::Result<Self> {
+    /// Starts `exe __echo request reply busy_us` (normally this `dvt` itself).
+    pub fn start(
+        exe: &std::path::Path,
+        request: usize,
+        reply: usize,
+        busy_us: u64,
+    ) -> std::io::Result<Self> {
         let (ours, theirs) = UnixStream::pair()?;
         let theirs_out = theirs.try_clone()?;
         let child = Command::new(exe)
             .args(["__echo", &request.to_string(), &reply.to_string()])
+            .arg(busy_us.to_string())
             .stdin(Stdio::from(OwnedFd::from(theirs)))
             .stdout(Stdio::from(OwnedFd::from(theirs_out)))
             .stderr(Stdio::inherit())
