@@ -1,4 +1,4 @@
-//! Budget sources behind one trait (DESIGN.md, layer `budget`): a fixed budget, a file that
+//! Budget sources behind one trait (docs/ARCHITECTURE.md, layer budget): a fixed budget, a file that
 //! is re-read when it changes, Jetson INA3221/INA238 power rails found by label in sysfs, and
 //! NVML board power (feature `nvml`). A [`Supervisor`] turns a source that disappears or goes
 //! stale into the configured safe budget, reporting the change once, and recovers when the

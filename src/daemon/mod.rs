@@ -1,4 +1,4 @@
-//! `dvtd`, the edge daemon (DESIGN.md, layer `daemon`): a Unix socket speaking binary frames
+//! `dvtd`, the edge daemon (docs/ARCHITECTURE.md, layer daemon): a Unix socket speaking binary frames
 //! and JSON control lines ([`protocol`], [`control`]), a bounded queue feeding one inference
 //! worker ([`worker`]) whose thresholds come from the budget controller, budget sources
 //! ([`crate::budget_source`]), Prometheus metrics, systemd notify/watchdog, SIGTERM drain and
