@@ -87,14 +87,24 @@ def exit_loss(exit_logits: List[torch.Tensor], y: torch.Tensor, distill: float) 
     return loss
 
 
+def default_device() -> torch.device:
+    """CUDA when PyTorch has a GPU, else the CPU."""
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def _device_of(model) -> torch.device:
+    return next(model.parameters()).device
+
+
 @torch.no_grad()
 def exit_accuracies(model, x, y, logits_of: Callable, batch: int = 500) -> List[float]:
-    """Top-1 accuracy of every exit of `model` on (x, y)."""
+    """Top-1 accuracy of every exit of `model` on (x, y) (on the model's device)."""
     model.eval()
+    dev = _device_of(model)
     correct = None
     for i in range(0, len(x), batch):
-        logits = logits_of(model(x[i:i + batch]))
-        c = [int((lg.argmax(1) == y[i:i + batch]).sum()) for lg in logits]
+        logits = logits_of(model(x[i:i + batch].to(dev)))
+        c = [int((lg.argmax(1).cpu() == y[i:i + batch]).sum()) for lg in logits]
         correct = c if correct is None else [a + b for a, b in zip(correct, c)]
     return [c / len(x) for c in correct]
 
@@ -123,13 +133,18 @@ class Checkpoints:
         os.replace(tmp, self.ckpt)  # a kill mid-save leaves the previous checkpoint intact
 
     def load(self) -> Optional[dict]:
-        return torch.load(self.ckpt, weights_only=False) if os.path.exists(self.ckpt) else None
+        if not os.path.exists(self.ckpt):
+            return None
+        return torch.load(self.ckpt, weights_only=False, map_location="cpu")
 
 
 def fit(model, name: str, x, y, recipe: Recipe, work: str, logits_of: Callable, background: float,
         resume: bool, x_val=None, y_val=None, log=print):
-    """Train `model` by `recipe` (resuming from WORK/NAME.ckpt when asked); returns the model in eval mode."""
+    """Train `model` by `recipe` (resuming from WORK/NAME.ckpt when asked) on the GPU when there
+    is one; returns the model in eval mode, on the CPU."""
     ck = Checkpoints(work, name)
+    dev = default_device()
+    model.to(dev)
     opt = torch.optim.AdamW(model.parameters(), lr=recipe.lr, weight_decay=recipe.weight_decay)
     steps_per_epoch = len(x) // recipe.batch
     total = recipe.epochs * steps_per_epoch
@@ -143,7 +158,7 @@ def fit(model, name: str, x, y, recipe: Recipe, work: str, logits_of: Callable, 
         if state["recipe"] != recipe.to_dict():
             raise SystemExit(f"{ck.ckpt} was made with another recipe {state['recipe']}; delete it or match it")
         model.load_state_dict(state["model"])
-        opt.load_state_dict(state["opt"])
+        opt.load_state_dict(state["opt"])  # moves the moments to the parameters' device
         sched.load_state_dict(state["sched"])
         start_epoch, history = state["epoch"], state["history"]
         log(f"[{name}] resuming after epoch {start_epoch}/{recipe.epochs}")
@@ -156,8 +171,9 @@ def fit(model, name: str, x, y, recipe: Recipe, work: str, logits_of: Callable, 
                    unit="step", mininterval=5.0, dynamic_ncols=True) if tqdm else None
         for i in range(steps_per_epoch):
             idx = perm[i * recipe.batch:(i + 1) * recipe.batch]
-            xb = augment(x[idx], recipe, g, background)
-            loss = exit_loss(logits_of(model(xb)), y[idx], recipe.distill)
+            # Augmentation draws on the CPU generator, so a run is the same on any device.
+            xb = augment(x[idx], recipe, g, background).to(dev, non_blocking=True)
+            loss = exit_loss(logits_of(model(xb)), y[idx].to(dev), recipe.distill)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
@@ -172,10 +188,12 @@ def fit(model, name: str, x, y, recipe: Recipe, work: str, logits_of: Callable, 
         entry = {"epoch": epoch + 1, "loss": loss_sum / steps_per_epoch, "seconds": time.time() - t0}
         if x_val is not None:
             entry["val_accuracy"] = exit_accuracies(model, x_val, y_val, logits_of)
+            model.train()
         history.append(entry)
         log(f"[{name}] {json.dumps(entry)}")
         ck.save({"model": model.state_dict(), "opt": opt.state_dict(), "sched": sched.state_dict(),
                  "epoch": epoch + 1, "recipe": recipe.to_dict(), "history": history})
+    model.cpu()
     torch.save(model.state_dict(), ck.final)
     model.eval()
     model.training_history = history
