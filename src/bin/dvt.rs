@@ -46,6 +46,8 @@ enum Command {
     /// Start dvtd on the bundled cascade, stream the Fashion-MNIST test images through its
     /// socket while stepping the budget, and print accuracy, cost, exits and fps per step.
     Demo(dvt_edge::daemon::demo::DemoArgs),
+    /// Write a Triton model repository (config.pbtxt + the bundle) for the dvt backend.
+    TritonRepo(dvt_edge::triton_repo::TritonRepoArgs),
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -109,6 +111,7 @@ fn main() -> Result<()> {
         Command::Bench(args) => Ok(dvt_edge::bench::cli::run_cli(&args)?),
         Command::Ctl(args) => Ok(dvt_edge::daemon::ctl::run(&args)?),
         Command::Demo(args) => Ok(dvt_edge::daemon::demo::run(&args)?),
+        Command::TritonRepo(args) => Ok(dvt_edge::triton_repo::run(&args)?),
     }
 }
 
