@@ -244,7 +244,11 @@ mod tests {
                     "image {}",
                     lo + k
                 );
-                assert!((d.confidence - want.confidence).abs() < 1e-5, "image {}", lo + k);
+                assert!(
+                    (d.confidence - want.confidence).abs() < 1e-5,
+                    "image {}",
+                    lo + k
+                );
             }
             lo += size;
         }
