@@ -379,8 +379,10 @@ pub struct TritonRepoArgs {
     /// max_batch_size: most images per cascade batch.
     #[arg(long, default_value_t = 32)]
     pub max_batch: usize,
-    /// The dynamic batcher's max_queue_delay_microseconds.
-    #[arg(long, default_value_t = 500)]
+    /// The dynamic batcher's max_queue_delay_microseconds. 0: no window; requests that queue
+    /// while the instance is busy still share the next batch, and a lone request does not wait
+    /// (a window pays off only for many open-loop streams).
+    #[arg(long, default_value_t = 0)]
     pub queue_delay_us: u64,
     /// Model instances (each its own cascade).
     #[arg(long, default_value_t = 1)]
@@ -466,17 +468,17 @@ pub fn write_repo(args: &TritonRepoArgs) -> Result<PathBuf, TritonRepoError> {
             default,
         },
     };
-    std::fs::create_dir_all(&args.out).map_err(io(&args.out))?;
     let model_dir = args.out.join(&name);
     let src = args.bundle.canonicalize().map_err(io(&args.bundle))?;
-    let out = args.out.canonicalize().map_err(io(&args.out))?;
-    if out.starts_with(&src) {
+    // Checked before anything is created: copying a bundle into itself never ends.
+    if resolved(&args.out).starts_with(&src) {
         return Err(TritonRepoError::Invalid(format!(
             "--out {} is inside the bundle {}: choose a folder outside it",
             args.out.display(),
             args.bundle.display()
         )));
     }
+    std::fs::create_dir_all(&args.out).map_err(io(&args.out))?;
     if model_dir.exists() {
         if !args.force {
             return Err(TritonRepoError::Invalid(format!(
@@ -491,6 +493,28 @@ pub fn write_repo(args: &TritonRepoArgs) -> Result<PathBuf, TritonRepoError> {
     let path = model_dir.join("config.pbtxt");
     std::fs::write(&path, config.to_pbtxt(&bundle)).map_err(io(&path))?;
     Ok(model_dir)
+}
+
+/// `p` with its deepest existing ancestor canonicalized (`p` itself may not exist yet).
+fn resolved(p: &Path) -> PathBuf {
+    let mut rest = Vec::new();
+    let mut cur = p.to_path_buf();
+    loop {
+        if let Ok(c) = cur.canonicalize() {
+            return rest.iter().rev().fold(c, |acc, part| acc.join(part));
+        }
+        match (cur.file_name().map(|f| f.to_os_string()), cur.parent()) {
+            (Some(f), Some(parent)) => {
+                rest.push(f);
+                cur = if parent.as_os_str().is_empty() {
+                    PathBuf::from(".")
+                } else {
+                    parent.to_path_buf()
+                };
+            }
+            _ => return p.to_path_buf(),
+        }
+    }
 }
 
 /// Copies `src` into `dst` recursively (symbolic links followed: the repository must stand
@@ -560,6 +584,88 @@ mod tests {
             ModelParams::parse(&BTreeMap::new()).unwrap(),
             ModelParams::default()
         );
+    }
+
+    fn args(out: &Path) -> TritonRepoArgs {
+        TritonRepoArgs {
+            bundle: PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/engines/fmnist-dvt")),
+            out: out.to_path_buf(),
+            name: None,
+            backend: BackendKind::Cpu,
+            engine: EngineChoice::Auto,
+            threads: 2,
+            precision: Precision::Fp16,
+            batch_profile: vec![1, 1, 32],
+            point: Some("frontier-05".into()),
+            budget: None,
+            max_batch: 32,
+            queue_delay_us: 0,
+            instances: 1,
+            force: false,
+        }
+    }
+
+    #[test]
+    fn writes_a_model_folder_that_stands_on_its_own() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = write_repo(&args(tmp.path())).unwrap();
+        assert_eq!(dir, tmp.path().join("fmnist-dvt"));
+        let copy = Bundle::load(dir.join("1/bundle")).unwrap();
+        assert_eq!(copy.manifest.model.name, "fmnist-dvt");
+        let config = std::fs::read_to_string(dir.join("config.pbtxt")).unwrap();
+        for want in [
+            "backend: \"dvt\"",
+            "max_batch_size: 32",
+            "allow_ragged_batch: true",
+            "{ name: \"LABEL\" data_type: TYPE_STRING dims: [ 1 ] }",
+            "kind: KIND_CPU",
+            "{ key: \"point\" value: { string_value: \"frontier-05\" } }",
+            "{ key: \"threads\" value: { string_value: \"2\" } }",
+        ] {
+            assert!(config.contains(want), "{want} not in\n{config}");
+        }
+        // Again: refused without --force, replaced with it.
+        let e = write_repo(&args(tmp.path())).unwrap_err().to_string();
+        assert!(e.contains("--force"), "{e}");
+        let mut a = args(tmp.path());
+        a.force = true;
+        a.backend = BackendKind::Tensorrt;
+        write_repo(&a).unwrap();
+        let config = std::fs::read_to_string(dir.join("config.pbtxt")).unwrap();
+        assert!(config.contains("kind: KIND_GPU"), "{config}");
+    }
+
+    #[test]
+    fn bad_requests_are_refused_before_anything_is_written() {
+        let tmp = tempfile::tempdir().unwrap();
+        let mut a = args(tmp.path());
+        a.point = Some("fastest".into());
+        let e = write_repo(&a).unwrap_err().to_string();
+        assert!(
+            e.contains("no operating point 'fastest'") && e.contains("frontier-05"),
+            "{e}"
+        );
+        let mut a = args(tmp.path());
+        a.name = Some("../x".into());
+        assert!(write_repo(&a)
+            .unwrap_err()
+            .to_string()
+            .contains("model name"));
+        let mut a = args(tmp.path());
+        a.backend = BackendKind::Tensorrt;
+        a.max_batch = 64;
+        assert!(write_repo(&a)
+            .unwrap_err()
+            .to_string()
+            .contains("batch profile"));
+        assert!(!tmp.path().join("fmnist-dvt").exists());
+        let mut a = args(&PathBuf::from(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/engines/fmnist-dvt/triton"
+        )));
+        a.point = None;
+        let e = write_repo(&a).unwrap_err().to_string();
+        assert!(e.contains("inside the bundle"), "{e}");
     }
 
     #[test]

@@ -6,7 +6,8 @@ driven by tritonclient over HTTP with real Fashion-MNIST test images. tools/test
 Models (written by `dvt triton-repo`, one server for the module):
     fmnist-dvt         point frontier-05, 2 ms batching window: answers vs `dvt eval`
     fmnist-dvt-slow    point frontier-05, 300 ms window: a burst lands in one execution
-    fmnist-dvt-budget  no point (most accurate until a budget is set): the budget parameter
+    fmnist-dvt-budget  no point (most accurate until a budget is set), 2 instances: the budget
+                       parameter
 """
 
 import json
@@ -59,7 +60,7 @@ def server(tmp_path_factory):
     H.write_model(dvt, repo, "--point", POINT, "--queue-delay-us", "2000", *common)
     H.write_model(dvt, repo, "--name", "fmnist-dvt-slow", "--point", POINT,
                   "--queue-delay-us", "300000", *common)
-    H.write_model(dvt, repo, "--name", "fmnist-dvt-budget", *common)
+    H.write_model(dvt, repo, "--name", "fmnist-dvt-budget", "--instances", "2", *common)
     t = H.Triton(PATHS["server"], PATHS["lib"], repo, tmp).start()
     yield t
     rc = t.stop()
@@ -245,6 +246,15 @@ def test_budget_parameter_sets_the_model_budget(server, data):
     assert p["budget"] == "0.002gflops"
     assert g_cheap < g_best / 2, (g_cheap, g_best)
     assert exits.count(1) >= 24, exits
+    # Both instances follow it (a budget is the model's, not one instance's).
+    results = run_concurrently([lambda c, i=i: infer(c, "fmnist-dvt-budget", images[i:i + 1])
+                                for i in range(32)], [server.client() for _ in range(8)])
+    assert {r[2]["budget"] for r in results} == {"0.002gflops"}, results[:2]
+    instances = {}
+    for line in server.log_text().splitlines():
+        if "instance fmnist-dvt-budget_" in line and "answering with" in line:
+            instances[line.split("instance ")[1].split(" ")[0]] = True
+    assert len(instances) == 2, instances
     with pytest.raises(InferenceServerException, match="request parameter budget"):
         run(parameters={"budget": "-1ms"})
     assert run()[2]["budget"] == "0.002gflops", "a refused budget must not change the budget"
