@@ -223,6 +223,25 @@ impl AdaptiveCascade {
         })
     }
 
+    /// Classifies a normalised batch `[N, C, H, W]` with fixed `thresholds` (one per stage but
+    /// the last, e.g. those of an operating point from [`AdaptiveCascade::table`]), bypassing
+    /// the controller: it neither chooses them nor observes the cost, so a server pinned to one
+    /// point answers exactly like `dvt eval --point` and a later budget starts from a clean
+    /// controller state.
+    pub fn classify_batch_with(
+        &mut self,
+        images: HostTensor,
+        thresholds: &[f32],
+    ) -> Result<AdaptiveBatch, AdaptiveError> {
+        let start = Instant::now();
+        let result = self.cascade.classify(images, thresholds)?;
+        Ok(AdaptiveBatch {
+            result,
+            thresholds: thresholds.to_vec(),
+            compute: start.elapsed(),
+        })
+    }
+
     /// Classifies `n` raw 8-bit HWC frames of the bundle's input size (normalised as the
     /// manifest says).
     pub fn classify_u8_hwc(

@@ -25,6 +25,7 @@ pub mod data;
 pub mod engines;
 pub mod eval;
 pub mod policy;
+pub mod triton_repo;
 
 pub use adaptive::{AdaptiveBatch, AdaptiveCascade, AdaptiveError, AdaptiveOptions, BackendInfo};
 pub use backend::{BackendKind, BackendOptions};

@@ -63,3 +63,27 @@ fi
   .venv-ros2/bin/pip install -q --disable-pip-version-check --no-deps -e clients/ros2
 clients/ros2/tools/build_msgs.sh .venv-ros2
 echo "setup: ROS 2 venv ok"
+
+# ---- Triton backend (triton/) -----------------------------------------------------------------
+# A real Triton 2.51 server for the backend's tests: the PyPI wheel nvidia-pytriton bundles it
+# (no GPU needed). Unpacked, once, outside the clone (triton/env.sh says where; the wheel is
+# checked against its pinned sha256), plus a venv with tritonclient[http] for the test clients.
+. triton/env.sh
+if [ ! -x "$DVT_TRITON_SERVER/pytriton/tritonserver/bin/tritonserver" ]; then
+  echo "setup: fetching nvidia-pytriton $PYTRITON_VERSION (Triton 2.51 server) into $DVT_TRITON_HOME"
+  mkdir -p "$DVT_TRITON_HOME/wheels"
+  [ -f "$DVT_TRITON_HOME/wheels/$PYTRITON_WHEEL" ] || \
+    .venv/bin/pip download -q --disable-pip-version-check --no-deps \
+      -d "$DVT_TRITON_HOME/wheels" "nvidia-pytriton==$PYTRITON_VERSION"
+  echo "$PYTRITON_SHA256  $DVT_TRITON_HOME/wheels/$PYTRITON_WHEEL" | sha256sum -c --quiet
+  rm -rf "$DVT_TRITON_SERVER.tmp"
+  /usr/bin/python3 -c 'import sys, zipfile; zipfile.ZipFile(sys.argv[1]).extractall(sys.argv[2])' \
+    "$DVT_TRITON_HOME/wheels/$PYTRITON_WHEEL" "$DVT_TRITON_SERVER.tmp"
+  # zipfile drops the executable bit.
+  chmod +x "$DVT_TRITON_SERVER.tmp/pytriton/tritonserver/bin/tritonserver"
+  rm -rf "$DVT_TRITON_SERVER" && mv "$DVT_TRITON_SERVER.tmp" "$DVT_TRITON_SERVER"
+fi
+[ -x "$DVT_TRITON_VENV/bin/python" ] || /usr/bin/python3 -m venv --system-site-packages "$DVT_TRITON_VENV"
+"$DVT_TRITON_VENV/bin/python" -c "import tritonclient.http, pytest" 2>/dev/null || \
+  "$DVT_TRITON_VENV/bin/pip" install -q --disable-pip-version-check -r triton/tests/requirements.txt
+echo "setup: Triton test kit ok ($DVT_TRITON_HOME)"

@@ -41,3 +41,21 @@ cargo build --bin dvtd
 export DVTD_BIN="$(cd "${CARGO_TARGET_DIR:-target}" && pwd)/debug/dvtd"
 DVT_REQUIRE_ROS2=1 timeout -k 10 600 clients/ros2/tools/isolated.sh \
   .venv-ros2/bin/python -m pytest -q -p no:cacheprovider clients/ros2/tests
+
+# ---- Triton backend (triton/) -----------------------------------------------------------------
+# libtriton_dvt.so: lints (also with the TensorRT features it needs on a GPU server), unit tests,
+# then the real thing: setup.sh's tritonserver 2.51 (nvidia-pytriton wheel) on 127.0.0.1 with
+# random free ports, loading the backend, driven by tritonclient with Fashion-MNIST test images
+# and compared with `dvt eval` (triton/tests/test_triton.py). DVT_REQUIRE_TRITON: a missing
+# piece fails instead of skipping. `timeout`: bounded regardless; the tests stop the server by
+# its PID.
+cargo fmt --all --check
+cargo clippy -p triton-dvt --all-targets -- -D warnings
+cargo clippy -p triton-dvt --lib --features cuda,tensorrt -- -D warnings
+cargo test -p triton-dvt
+cargo build -p triton-dvt --lib --example reference
+. triton/env.sh
+TARGET="$(cd "${CARGO_TARGET_DIR:-target}" && pwd)/debug"
+DVT_REQUIRE_TRITON=1 DVT_TRITON_LIB="$TARGET/libtriton_dvt.so" \
+  DVT_TRITON_REFERENCE="$TARGET/examples/reference" \
+  timeout -k 10 600 "$DVT_TRITON_VENV/bin/python" -m pytest -q -p no:cacheprovider triton/tests

@@ -57,6 +57,8 @@ enum Command {
         #[arg(default_value_t = 0)]
         busy_us: u64,
     },
+    /// Write a Triton model repository (config.pbtxt + the bundle) for the dvt backend.
+    TritonRepo(dvt_edge::triton_repo::TritonRepoArgs),
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -128,6 +130,7 @@ fn main() -> Result<()> {
             reply,
             busy_us,
         } => Ok(dvt_edge::daemon::floor::echo(request, reply, busy_us)?),
+        Command::TritonRepo(args) => Ok(dvt_edge::triton_repo::run(&args)?),
     }
 }
 
