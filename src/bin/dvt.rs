@@ -67,7 +67,8 @@ struct EvalArgs {
     /// Use the thresholds of this manifest operating point.
     #[arg(long)]
     point: Option<String>,
-    /// Folder with the Fashion-MNIST IDX files.
+    /// Fashion-MNIST IDX folder, or an image folder: DIR/<class>/*.jpg|png, or DIR/{train,val,test}/<class>/…
+    /// (README "Train on your own images").
     #[arg(long, default_value = fmnist::DEFAULT_DIR)]
     data: PathBuf,
     /// Which images.
@@ -87,6 +88,31 @@ struct EvalArgs {
     /// Print one JSON object instead of tables.
     #[arg(long)]
     json: bool,
+}
+
+/// `split` of the IDX or image folder `path` for `bundle` (notes and skipped files on stderr).
+fn open_data(
+    path: &std::path::Path,
+    split: Split,
+    bundle: &Bundle,
+    limit: Option<usize>,
+    progress: bool,
+) -> Result<Dataset> {
+    let opened = Dataset::open(
+        path,
+        split,
+        &bundle.manifest.model,
+        limit,
+        progress && std::io::stderr().is_terminal(),
+    )
+    .with_context(|| format!("loading {}", path.display()))?;
+    for note in &opened.notes {
+        eprintln!("dvt: {note}");
+    }
+    for e in opened.skipped.iter().skip(1).take(9) {
+        eprintln!("dvt: skipped {e}");
+    }
+    Ok(opened.data)
 }
 
 /// The backend `args` ask for, checked against `bundle`; says on stderr (one line) why when
@@ -154,25 +180,7 @@ fn run_eval(args: EvalArgs) -> Result<()> {
         SplitArg::Test => Split::Test,
         SplitArg::Calibration => Split::Calibration,
     };
-    let mut data = Dataset::load(&args.data, split)
-        .with_context(|| format!("loading Fashion-MNIST from {}", args.data.display()))?;
-    if let Some(n) = args.limit {
-        data.truncate(n);
-    }
-    let input = &bundle.manifest.model.input;
-    anyhow::ensure!(
-        (data.height, data.width, data.channels) == (input.height, input.width, input.channels),
-        "{} holds {}x{}x{} images, but bundle {} takes {}x{}x{}: convert the data for this \
-         bundle with tools/images_to_idx.py",
-        args.data.display(),
-        data.height,
-        data.width,
-        data.channels,
-        args.bundle.display(),
-        input.height,
-        input.width,
-        input.channels
-    );
+    let data = open_data(&args.data, split, &bundle, args.limit, !args.json)?;
     let backend = open_backend(&args.backend, &bundle)?;
     let mut cascade = Cascade::load(backend, &bundle)?;
     let progress = !args.json && std::io::stderr().is_terminal();
@@ -261,7 +269,8 @@ struct CalibrateArgs {
     /// Bundle directory (its manifest.toml is rewritten; ONNX files are untouched).
     #[arg(long, default_value = "engines/fmnist-dvt")]
     bundle: PathBuf,
-    /// Folder with the Fashion-MNIST IDX files.
+    /// Fashion-MNIST IDX folder, or an image folder: DIR/<class>/*.jpg|png, or DIR/{train,val,test}/<class>/…
+    /// (README "Train on your own images").
     #[arg(long, default_value = fmnist::DEFAULT_DIR)]
     data: PathBuf,
     /// Solve from the records saved by an earlier run (no model run).
@@ -445,13 +454,7 @@ mod policy_cmd {
             std::fs::create_dir_all(dir.join(slot.records_dir()))?;
             let progress = !args.json && std::io::stderr().is_terminal();
             let load = |split| -> Result<Dataset> {
-                let mut d = Dataset::load(&args.data, split).with_context(|| {
-                    format!("loading Fashion-MNIST from {}", args.data.display())
-                })?;
-                if let Some(n) = args.limit {
-                    d.truncate(n);
-                }
-                Ok(d)
+                super::open_data(&args.data, split, &bundle, args.limit, !args.json)
             };
             let data = load(Split::Calibration)?;
             let stage_ms =
@@ -466,7 +469,16 @@ mod policy_cmd {
             )?;
             calib.meta.stage_ms = Some(stage_ms.clone());
             calib.save(&slot.records_path(&dir, "calibration"))?;
-            let heldout = if args.no_heldout {
+            // A folder without test/ tests on val/: recording it twice would compare nothing new.
+            let holdout = bundle.manifest.model.holdout;
+            let same = dvt_edge::data::folder::splits_coincide(&args.data, holdout);
+            if same && !args.no_heldout {
+                eprintln!(
+                    "dvt: {} has no separate test split: comparing on the calibration images",
+                    args.data.display()
+                );
+            }
+            let heldout = if args.no_heldout || same {
                 None
             } else {
                 let test = load(Split::Test)?;
