@@ -23,7 +23,10 @@ fn main() -> anyhow::Result<()> {
         "usage: preprocess RESIZE,HEIGHT,WIDTH,CHANNELS,FILTER OUT_DIR FILE..."
     );
     let parts: Vec<&str> = args[0].split(',').collect();
-    anyhow::ensure!(parts.len() == 5, "spec is RESIZE,HEIGHT,WIDTH,CHANNELS,FILTER");
+    anyhow::ensure!(
+        parts.len() == 5,
+        "spec is RESIZE,HEIGHT,WIDTH,CHANNELS,FILTER"
+    );
     let channels: usize = parts[3].parse()?;
     let (mean, std) = if channels == 3 {
         (vec![0.485, 0.456, 0.406], vec![0.229, 0.224, 0.225])

@@ -331,7 +331,7 @@ mod check_cmd {
     use anyhow::{bail, Context, Result};
     use dvt_edge::backend::BackendArgs;
     use dvt_edge::bundle::Bundle;
-    use dvt_edge::check_bundle::{check_bundle, CheckReport};
+    use dvt_edge::check_bundle::{check_bundle, check_inputs, CheckReport};
     use std::path::PathBuf;
 
     #[derive(clap::Args)]
@@ -342,6 +342,10 @@ mod check_cmd {
         /// references, else 1e-4).
         #[arg(long)]
         pub tolerance: Option<f32>,
+        /// Also decode the reference images' files from this image folder (bundles written by
+        /// tools/train.py) and check the runtime's pre-processing against the trainer's.
+        #[arg(long)]
+        pub data: Option<PathBuf>,
         #[command(flatten)]
         pub backend: BackendArgs,
         /// Print one JSON object instead of a table.
@@ -353,8 +357,14 @@ mod check_cmd {
         let bundle = Bundle::load(&args.dir)
             .with_context(|| format!("loading bundle {}", args.dir.display()))?;
         let backend = super::open_backend(&args.backend, &bundle)?;
-        let report = check_bundle(&backend, &bundle, args.tolerance)
+        let mut report = check_bundle(&backend, &bundle, args.tolerance)
             .with_context(|| format!("checking bundle {}", args.dir.display()))?;
+        if let Some(data) = &args.data {
+            let inputs = check_inputs(&backend, &bundle, data)
+                .with_context(|| format!("checking pre-processing on {}", data.display()))?;
+            report.passed &= inputs.pass;
+            report.inputs = Some(inputs);
+        }
         if args.json {
             println!("{}", serde_json::to_string_pretty(&report)?);
         } else {
@@ -392,6 +402,19 @@ mod check_cmd {
                 row.note
                     .as_deref()
                     .map_or(String::new(), |n| format!(" ({n})"))
+            );
+        }
+        if let Some(i) = &r.inputs {
+            println!(
+                "pre-processing of {} reference files: {} bit-exact, max |pixel diff| {} (in {}), \
+                 final top-1 agreement {:.1}%, logits rel err {:.3e}: {}",
+                i.files,
+                i.exact,
+                i.max_pixel_diff,
+                i.worst_file,
+                100.0 * i.top1_agreement,
+                i.logits_rel_err,
+                if i.pass { "ok" } else { "MISMATCH" }
             );
         }
         let verdict = if r.passed {
