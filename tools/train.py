@@ -199,10 +199,10 @@ def main(argv=None) -> int:
     xv = torch.from_numpy(np.ascontiguousarray(x_va.transpose(0, 3, 1, 2)))
     t0 = time.time()
     fit(model, "cascade", xt, torch.from_numpy(y_tr), recipe, work, cascade_logits, 0.0, args.resume,
-        xv, torch.from_numpy(y_va), log=log, device=device, prepare=prepare)
+        xv, torch.from_numpy(y_va), log=log, device=device, prepare=prepare, val_batch=2 * batch)
     train_s = time.time() - t0
     history = model.training_history
-    val_acc = exit_accuracies(model, xv, torch.from_numpy(y_va), cascade_logits, batch=64, prepare=prepare,
+    val_acc = exit_accuracies(model, xv, torch.from_numpy(y_va), cascade_logits, batch=2 * batch, prepare=prepare,
                               device=device)
     log(f"val accuracy per exit: {', '.join(f'{100 * a:.2f}%' for a in val_acc)}")
 

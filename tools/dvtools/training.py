@@ -134,7 +134,8 @@ class Checkpoints:
 
 
 def fit(model, name: str, x, y, recipe: Recipe, work: str, logits_of: Callable, background: float,
-        resume: bool, x_val=None, y_val=None, log=print, device="cpu", prepare: Optional[Callable] = None):
+        resume: bool, x_val=None, y_val=None, log=print, device="cpu", prepare: Optional[Callable] = None,
+        val_batch: int = 500):
     """Train `model` by `recipe` (resuming from WORK/NAME.ckpt when asked); returns the model in eval mode.
 
     `x` (N, C, H, W) stays where it is; each batch is augmented there, moved to `device` and,
@@ -191,7 +192,8 @@ def fit(model, name: str, x, y, recipe: Recipe, work: str, logits_of: Callable, 
                  "loss_first": sum(losses[:tenth]) / tenth, "loss_last": sum(losses[-tenth:]) / tenth,
                  "seconds": time.time() - t0}
         if x_val is not None:
-            entry["val_accuracy"] = exit_accuracies(model, x_val, y_val, logits_of, prepare=prepare, device=device)
+            entry["val_accuracy"] = exit_accuracies(model, x_val, y_val, logits_of, batch=val_batch,
+                                                    prepare=prepare, device=device)
         history.append(entry)
         log(f"[{name}] {json.dumps(entry)}")
         ck.save({"model": model.state_dict(), "opt": opt.state_dict(), "sched": sched.state_dict(),

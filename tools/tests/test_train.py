@@ -202,3 +202,19 @@ def test_fine_tune_an_official_layout_checkpoint_on_jpeg_folders(official_ckpt, 
     with pytest.raises(SystemExit, match="key 'less_less_token.cls_token' has shape .1, 1, 256."):
         train.main(["--data", str(root), "--out", str(tmp_path / "deit"), "--arch", "deit_small", "--init", path])
     assert np.isfinite(tuned["history"][0]["loss"])
+
+
+def test_a_stopped_run_resumes_from_its_checkpoint(smoke, fm_folder, tmp_path, capsys):
+    """The smoke run's per-epoch checkpoint: the same command without --resume refuses to start
+    over it, with --resume it continues (here: nothing left to train) and rewrites the bundle."""
+    out, _ = smoke
+    args = ["--data", str(fm_folder), "--out", str(tmp_path / "resumed"), "--work", str(out / "train"),
+            "--epochs", "1", "--batch", "16", "--threads", "1", "--reference-images", "6", "--no-calibrate",
+            "--dvt", dvt_binary()]
+    with pytest.raises(SystemExit, match="exists: pass --resume"):
+        train.main(args)
+    assert train.main(args + ["--resume"]) == 0
+    assert "resuming after epoch 1/1" in capsys.readouterr().out
+    a = torch.load(out / "model.pt", weights_only=False)["model_state_dict"]
+    b = torch.load(tmp_path / "resumed" / "model.pt", weights_only=False)["model_state_dict"]
+    assert all(torch.equal(a[k], b[k]) for k in a)
