@@ -1,8 +1,16 @@
 //! dvt-edge: a runtime for Dynamic Vision Transformer (DVT) early-exit cascades.
 //!
-//! Layers (see `DESIGN.md`): [`bundle`] (the manifest contract), [`backend`] (runs one stage:
-//! CPU by default, TensorRT behind a feature), [`cascade`] (stage after stage with the exit
-//! rule), [`data`] (datasets and pre-processing) and [`eval`] (accuracy / cost reports).
+//! An embedder needs one type, [`AdaptiveCascade`]: it loads a bundle on the backend
+//! [`BackendOptions`] choose ([`BackendKind::Auto`]: TensorRT when its engines are built for this
+//! GPU, else the CPU), picks the calibration that matches that backend, and classifies frames
+//! under a [`Budget`] (GFLOPs, ms, images/s or watts per frame), returning a [`Decision`] per
+//! frame. See `examples/classify.rs`.
+//!
+//! Layers (see `docs/ARCHITECTURE.md`): [`bundle`] (the manifest contract), [`backend`] (runs
+//! one stage: CPU by default, TensorRT behind a feature), [`cascade`] (stage after stage with the
+//! exit rule), [`policy`] (operating points, controller, calibration), [`adaptive`] (the type
+//! above), [`daemon`] (`dvtd`), [`data`] (datasets and pre-processing) and [`eval`] (accuracy /
+//! cost reports).
 
 pub mod adaptive;
 pub mod backend;

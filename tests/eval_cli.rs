@@ -88,3 +88,30 @@ fn data_that_does_not_fit_the_bundle_is_a_clear_error() {
     assert!(stderr.contains("28x28x1"), "{stderr}");
     assert!(!stderr.contains("panicked"), "{stderr}");
 }
+
+#[test]
+fn eval_measures_the_static_models_a_user_would_pick_instead() {
+    let r = dvt(&["eval", "--thresholds", "0.9,0.9"]);
+    let alts = r["alternatives"].as_array().expect("alternatives listed");
+    let acc = r["accuracy"].as_f64().unwrap();
+    // The final grid's static model is always measured (the bundle ships it).
+    let last = alts
+        .iter()
+        .find(|a| a["role"].as_str().unwrap().contains("final grid"))
+        .expect("final-grid static model");
+    assert_eq!(last["name"], "static-14x14");
+    assert!(last["images_per_s"].as_f64().unwrap() > 0.0);
+    // A "cheapest at the cascade's accuracy" entry, when present, really reaches it and is the
+    // cheapest such model.
+    for a in alts {
+        if a["role"].as_str().unwrap().starts_with("cheapest") {
+            assert!(a["accuracy"].as_f64().unwrap() >= acc, "{a}");
+            let g = a["gflops"].as_f64().unwrap();
+            assert!(alts.iter().all(
+                |b| b["accuracy"].as_f64().unwrap() < acc || b["gflops"].as_f64().unwrap() >= g
+            ));
+        }
+    }
+    let none = dvt(&["eval", "--thresholds", "0.9,0.9", "--no-baselines"]);
+    assert!(none["alternatives"].as_array().unwrap().is_empty());
+}

@@ -163,3 +163,30 @@ fn simulate_reports_tracking_settling_and_accuracy() {
         "{err}"
     );
 }
+
+#[test]
+fn simulate_states_the_noise_band_its_settling_is_measured_in() {
+    // On the committed bundle's recorded test images.
+    let bundle = bundle_dir();
+    let r = json(&dvt(&[
+        "simulate",
+        "--bundle",
+        bundle.to_str().unwrap(),
+        "--scenario",
+        "step",
+        "--json",
+    ]));
+    let s = &r["scenarios"][0];
+    let cv = s["cost_cv"].as_f64().unwrap();
+    // Images exit at different stages: the per-frame cost varies by about its own mean.
+    assert!(cv > 0.3, "{s}");
+    let noise = s["noise_band"].as_f64().unwrap();
+    assert!((noise - 2.0 * cv / 2000f64.sqrt()).abs() < 1e-9, "{s}");
+    assert!((s["honest_band"].as_f64().unwrap() - noise.max(0.05)).abs() < 1e-12);
+    let honest = s["settling_frames_honest"].as_u64().unwrap();
+    assert!(
+        honest <= s["settling_frames"].as_u64().unwrap(),
+        "a wider band settles sooner: {s}"
+    );
+    assert!(s["steps"].as_array().unwrap().len() >= 4);
+}

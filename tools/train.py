@@ -202,8 +202,8 @@ def main(argv=None) -> int:
         xv, torch.from_numpy(y_va), log=log, device=device, prepare=prepare, val_batch=2 * batch)
     train_s = time.time() - t0
     history = model.training_history
-    val_acc = exit_accuracies(model, xv, torch.from_numpy(y_va), cascade_logits, batch=2 * batch, prepare=prepare,
-                              device=device)
+    model.to(device)
+    val_acc = exit_accuracies(model, xv, torch.from_numpy(y_va), cascade_logits, batch=2 * batch, prepare=prepare)
     log(f"val accuracy per exit: {', '.join(f'{100 * a:.2f}%' for a in val_acc)}")
 
     # The bundle: ONNX with reuse I/O, manifest, references of real held-out images.

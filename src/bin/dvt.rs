@@ -46,6 +46,17 @@ enum Command {
     /// Start dvtd on the bundled cascade, stream the Fashion-MNIST test images through its
     /// socket while stepping the budget, and print accuracy, cost, exits and fps per step.
     Demo(dvt_edge::daemon::demo::DemoArgs),
+    /// The far end of `dvt demo --bench`'s ping-pong floor (stdin/stdout on a Unix socket).
+    #[command(name = "__echo", hide = true)]
+    Echo {
+        /// Request bytes.
+        request: usize,
+        /// Reply bytes.
+        reply: usize,
+        /// Microseconds of work before each reply.
+        #[arg(default_value_t = 0)]
+        busy_us: u64,
+    },
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -85,6 +96,9 @@ struct EvalArgs {
     /// Report every stage's own accuracy (exit forced there) and the static baselines.
     #[arg(long)]
     all_stages: bool,
+    /// Skip the static models measured beside the cascade.
+    #[arg(long)]
+    no_baselines: bool,
     /// Print one JSON object instead of tables.
     #[arg(long)]
     json: bool,
@@ -135,6 +149,11 @@ fn main() -> Result<()> {
         Command::Bench(args) => Ok(dvt_edge::bench::cli::run_cli(&args)?),
         Command::Ctl(args) => Ok(dvt_edge::daemon::ctl::run(&args)?),
         Command::Demo(args) => Ok(dvt_edge::daemon::demo::run(&args)?),
+        Command::Echo {
+            request,
+            reply,
+            busy_us,
+        } => Ok(dvt_edge::daemon::floor::echo(request, reply, busy_us)?),
     }
 }
 
@@ -202,15 +221,31 @@ fn run_eval(args: EvalArgs) -> Result<()> {
         progress,
     };
     let report = eval::evaluate(&mut cascade, manifest, &data, &opts)?;
-    if args.json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
+    let (alternatives, skipped) = if args.no_baselines {
+        (Vec::new(), Vec::new())
     } else {
-        print_eval(&report, manifest);
+        eval::static_alternatives(
+            cascade.backend(),
+            &bundle,
+            &data,
+            args.batch,
+            report.accuracy,
+        )?
+    };
+    for s in &skipped {
+        eprintln!("dvt: static baseline not measured: {s}");
+    }
+    if args.json {
+        let mut v = serde_json::to_value(&report)?;
+        v["alternatives"] = serde_json::to_value(&alternatives)?;
+        println!("{}", serde_json::to_string_pretty(&v)?);
+    } else {
+        print_eval(&report, manifest, &alternatives);
     }
     Ok(())
 }
 
-fn print_eval(r: &EvalReport, m: &Manifest) {
+fn print_eval(r: &EvalReport, m: &Manifest, alternatives: &[eval::Alternative]) {
     println!("bundle {} on {}", m.model.name, r.backend);
     println!(
         "{} images, batch {}, thresholds {:?}",
@@ -218,20 +253,21 @@ fn print_eval(r: &EvalReport, m: &Manifest) {
     );
     println!("accuracy      {:.2}%", 100.0 * r.accuracy);
     println!("mean GFLOPs   {:.5} per image", r.mean_gflops);
-    if let Some(b) = m
-        .baselines
-        .iter()
-        .max_by(|a, b| a.gflops.total_cmp(&b.gflops))
-    {
+    println!("throughput    {:.0} images/s", r.images_per_s);
+    if !m.baselines.is_empty() && !alternatives.iter().any(|a| a.role.starts_with("cheapest")) {
+        println!("no static model reaches the cascade's accuracy");
+    }
+    for a in alternatives {
         println!(
-            "vs {}: {:.2}% at {:.5} GFLOPs ({:.2}x the cascade's compute)",
-            b.name,
-            100.0 * b.accuracy,
-            b.gflops,
-            b.gflops / r.mean_gflops.max(1e-12)
+            "vs {} ({}): {:.2}% at {:.5} GFLOPs ({:.2}x the cascade's compute), {:.0} images/s",
+            a.name,
+            a.role,
+            100.0 * a.accuracy,
+            a.gflops,
+            a.gflops / r.mean_gflops.max(1e-12),
+            a.images_per_s
         );
     }
-    println!("throughput    {:.0} images/s", r.images_per_s);
     println!("stage  grid    exits    calls   p50 ms   p99 ms");
     for (k, (s, lat)) in m.stages.iter().zip(&r.stage_latency_ms).enumerate() {
         println!(

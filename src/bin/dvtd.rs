@@ -45,6 +45,9 @@ struct Args {
     /// Most frames per cascade call.
     #[arg(long)]
     max_batch: Option<usize>,
+    /// Longest wait (microseconds) for a batch to fill after its first frame.
+    #[arg(long)]
+    max_queue_delay_us: Option<u64>,
     /// Loopback HTTP address for /metrics and /healthz.
     #[arg(long)]
     http: Option<String>,
@@ -100,6 +103,9 @@ fn main() -> Result<()> {
     }
     if let Some(v) = a.max_batch {
         o.push(format!("max_batch={v}"));
+    }
+    if let Some(v) = a.max_queue_delay_us {
+        o.push(format!("max_queue_delay_us={v}"));
     }
     if let Some(v) = &a.http {
         o.push(format!("http={}", quoted(v)));

@@ -1,4 +1,4 @@
-//! Jetson power rails from sysfs (spec edge-platform.md §3.2), found by label, never by a
+//! Jetson power rails from sysfs (docs/ARCHITECTURE.md, "Platform notes"), found by label, never by a
 //! fixed `hwmonN` path:
 //!
 //! - JetPack 5/6 (and 7's INA3221): `bus/i2c/devices/<bus>-00<4x>/hwmon/hwmon<N>/` (also

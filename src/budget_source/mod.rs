@@ -1,14 +1,16 @@
-//! Budget sources behind one trait (DESIGN.md, layer `budget`): a fixed budget, a file that
+//! Budget sources behind one trait (docs/ARCHITECTURE.md, layer budget): a fixed budget, a file that
 //! is re-read when it changes, Jetson INA3221/INA238 power rails found by label in sysfs, and
 //! NVML board power (feature `nvml`). A [`Supervisor`] turns a source that disappears or goes
 //! stale into the configured safe budget, reporting the change once, and recovers when the
-//! source returns.
+//! source returns; [`watch::Watched`] runs a source's reads on a thread of their own so a read
+//! that blocks is seen as stale instead of stopping the poller.
 
 pub mod file;
 pub mod fixed;
 pub mod jetson;
 #[cfg(feature = "nvml")]
 pub mod nvml;
+pub mod watch;
 
 use crate::policy::Budget;
 use std::time::{Duration, Instant};

@@ -1,4 +1,4 @@
-//! The cascade bundle: `manifest.toml` plus one ONNX file per stage (DESIGN.md).
+//! The cascade bundle: `manifest.toml` plus one ONNX file per stage (docs/bundle.md).
 //!
 //! The manifest is the single source of truth; [`Bundle::load`] checks every declared tensor
 //! against the ONNX file it names, so a mismatched bundle fails at load time with one line

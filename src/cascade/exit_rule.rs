@@ -1,4 +1,4 @@
-//! DVT's exit rule (spec dvt-model.md §5.1): exit at the first stage whose max softmax
+//! DVT's exit rule (docs/ARCHITECTURE.md, "The model's math"): exit at the first stage whose max softmax
 //! probability reaches its threshold; the last stage always answers.
 
 /// A threshold vector that does not fit the cascade.

@@ -51,10 +51,27 @@ pub struct Config {
     pub queue: usize,
     /// Most frames the worker runs in one cascade call.
     pub max_batch: usize,
+    /// Longest wait, microseconds, for a batch to fill after its first frame (0: run what is
+    /// queued at once).
+    pub max_queue_delay_us: u64,
     /// Most simultaneous connections (more are answered with an error and closed).
     pub max_connections: usize,
     /// Largest frame payload accepted, bytes.
     pub max_payload_bytes: u32,
+    /// Payload buffer capacity that connections keep between frames, all together, bytes
+    /// (buffers of at most 64 KiB are always kept; a larger one beyond this is freed after
+    /// its frame).
+    pub kept_payload_bytes: u64,
+    /// Seconds a frame or control line may take to arrive in full once its first byte has;
+    /// a later one is answered `bad_stream` and its connection closed (0: no limit).
+    pub frame_timeout_s: f64,
+    /// Seconds a connection may stay idle (no message arriving, no reply pending) before it
+    /// is closed (0: no limit).
+    pub idle_timeout_s: f64,
+    /// Connection slots, out of `max_connections`, kept for control lines: once the others
+    /// are taken, new connections may send control lines only, and are closed after
+    /// `frame_timeout_s` idle (at most `max_connections - 1` are kept).
+    pub control_connections: usize,
     /// Seconds a drain (SIGTERM) waits for in-flight frames before giving up.
     pub drain_timeout_s: f64,
     /// Loopback address for `/metrics` and `/healthz` over HTTP (empty: off).
@@ -90,6 +107,10 @@ pub struct BudgetConfig {
     /// A power reading unchanged for this long, or a budget file not rewritten for this long,
     /// counts as stale (0: never).
     pub stale_after_s: f64,
+    /// A read of the source that has not returned after this many seconds (a blocked file,
+    /// sensor or driver) counts as stale; reads then run on a thread of their own (0: read on
+    /// the budget thread, unwatched).
+    pub read_timeout_s: f64,
 }
 
 /// Controller settings (see [`crate::policy::ControllerConfig`]).
@@ -122,8 +143,13 @@ impl Default for Config {
             threads: 0,
             queue: 64,
             max_batch: 8,
+            max_queue_delay_us: 0,
             max_connections: 256,
             max_payload_bytes: 16 << 20,
+            kept_payload_bytes: 64 << 20,
+            frame_timeout_s: 10.0,
+            idle_timeout_s: 0.0,
+            control_connections: 4,
             drain_timeout_s: 10.0,
             http: String::new(),
             budget: BudgetConfig::default(),
@@ -145,6 +171,7 @@ impl Default for BudgetConfig {
             nvml_device: 0,
             poll_ms: 100,
             stale_after_s: 0.0,
+            read_timeout_s: 2.0,
         }
     }
 }
@@ -159,6 +186,18 @@ impl Default for ControllerSettings {
             ki: d.ki,
             seed: d.seed,
         }
+    }
+}
+
+/// `Some(seconds)` for a positive setting, `None` for 0 (off).
+pub fn seconds(s: f64) -> Option<std::time::Duration> {
+    (s.is_finite() && s > 0.0).then(|| std::time::Duration::from_secs_f64(s))
+}
+
+impl BudgetConfig {
+    /// How long a read of the source may take before it counts as stale (`None`: unwatched).
+    pub fn read_timeout(&self) -> Option<std::time::Duration> {
+        seconds(self.read_timeout_s)
     }
 }
 
@@ -218,6 +257,19 @@ impl Config {
                  lower max_batch, build engines with a larger profile, or set backend = \"cpu\"",
                 self.max_batch, profile.max
             ));
+        }
+        for (name, v) in [
+            ("frame_timeout_s", self.frame_timeout_s),
+            ("idle_timeout_s", self.idle_timeout_s),
+            ("drain_timeout_s", self.drain_timeout_s),
+            ("budget.stale_after_s", self.budget.stale_after_s),
+            ("budget.read_timeout_s", self.budget.read_timeout_s),
+        ] {
+            if !v.is_finite() || v < 0.0 {
+                return bad(format!(
+                    "{name} = {v}: seconds must be a finite number >= 0"
+                ));
+            }
         }
         parse_budget(&self.budget.value, "budget.value")?;
         parse_budget(&self.budget.safe, "budget.safe")?;
@@ -338,8 +390,41 @@ mod tests {
     }
 
     #[test]
+    fn budget_read_timeout_is_checked() {
+        let c = Config::load(None, &["budget.read_timeout_s=0".into()]).unwrap();
+        assert_eq!(c.budget.read_timeout(), None);
+        assert_eq!(
+            Config::default().budget.read_timeout(),
+            Some(std::time::Duration::from_secs(2))
+        );
+        for bad in ["budget.read_timeout_s=-1", "budget.read_timeout_s=nan"] {
+            assert!(Config::load(None, &[bad.into()]).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn connection_settings_are_checked() {
+        let c = Config::load(
+            None,
+            &[
+                "frame_timeout_s=2.5".into(),
+                "idle_timeout_s=60".into(),
+                "control_connections=2".into(),
+                "kept_payload_bytes=1048576".into(),
+            ],
+        )
+        .unwrap();
+        assert_eq!((c.frame_timeout_s, c.idle_timeout_s), (2.5, 60.0));
+        assert_eq!((c.control_connections, c.kept_payload_bytes), (2, 1 << 20));
+        for bad in ["frame_timeout_s=-1", "idle_timeout_s=inf"] {
+            assert!(Config::load(None, &[bad.into()]).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
     fn shipped_config_parses() {
         let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("configs/dvtd.toml");
-        Config::load(Some(&p), &[]).unwrap();
+        // Its header says every value in it is the default.
+        assert_eq!(Config::load(Some(&p), &[]).unwrap(), Config::default());
     }
 }

@@ -51,6 +51,20 @@ pub struct DemoArgs {
     /// cascade call.
     #[arg(long)]
     pub bench: bool,
+    /// With --bench: pipelining clients of the dynamic-batching measurement.
+    #[arg(long, default_value_t = 8)]
+    pub clients: usize,
+    /// With --bench: the daemon's max_batch for the dynamic-batching measurement (also the
+    /// in-process reference's batch).
+    #[arg(long, default_value_t = 32)]
+    pub batch: usize,
+    /// With --bench: frames in flight per client of the dynamic-batching measurement (clients x
+    /// this = frames the daemon can batch; a camera pipelines a few).
+    #[arg(long, default_value_t = 4)]
+    pub client_window: usize,
+    /// With --bench: max_queue_delay_us settings measured (a daemon started for each).
+    #[arg(long, value_delimiter = ',', default_values_t = vec![0u64, 500, 2000])]
+    pub queue_delays: Vec<u64>,
     /// Print one JSON object instead of tables.
     #[arg(long)]
     pub json: bool,
@@ -108,10 +122,59 @@ pub struct BenchReport {
     /// Per frame, inside the daemon: frame read to reply queued minus the cascade time
     /// (preprocessing, queue and worker hand-off), microseconds.
     pub daemon_handoff_us: LatencyStats,
+    /// A bare Unix-socket ping-pong of the same request and reply sizes between two processes,
+    /// interleaved with the round trips above, ms: the transport's floor.
+    pub floor_ms: LatencyStats,
+    /// `added_p50_us` / the floor's p50: how many bare round trips the daemon path adds.
+    pub added_over_floor: f64,
+    /// The paired overhead's p50 / the floor's p50: the same ratio measured per frame (round
+    /// trip minus that frame's own cascade time), which the cascade's run-to-run noise does not
+    /// swamp as it does a difference of two medians.
+    pub paired_over_floor: f64,
+    /// The far end's busy time per request in the second ping-pong (the cascade's median), us.
+    pub busy_floor_us: u64,
+    /// That ping-pong's round trip minus the busy time, ms: the transport around a server
+    /// that computes as long as the cascade (information, not the goal).
+    pub busy_floor_ms: LatencyStats,
     /// Pipelined frames/s through the socket (window frames in flight).
     pub pipelined_fps: f64,
+    /// Many clients, dynamic batching, against the in-process batched cascade.
+    pub batching: Option<BatchingReport>,
     /// In-process frames/s at batch 1.
     pub in_process_fps: f64,
+}
+
+/// Many pipelining clients through one daemon at one `max_queue_delay_us`.
+#[derive(Debug, Clone, Serialize)]
+pub struct BatchingRow {
+    /// The daemon's max_queue_delay_us.
+    pub max_queue_delay_us: u64,
+    /// Frames answered per second, all clients together.
+    pub fps: f64,
+    /// `fps` / the in-process batched cascade's frames/s measured just before.
+    pub vs_in_process: f64,
+    /// Client-side latency per frame (send to reply), ms.
+    pub latency_ms: LatencyStats,
+    /// Busy replies (resent).
+    pub busy: usize,
+}
+
+/// The dynamic-batching measurement.
+#[derive(Debug, Clone, Serialize)]
+pub struct BatchingReport {
+    /// Clients, each on its own connection.
+    pub clients: usize,
+    /// Frames in flight per client.
+    pub window: usize,
+    /// Frames per client.
+    pub frames_per_client: usize,
+    /// The daemon's max_batch and the reference's batch.
+    pub batch: usize,
+    /// In-process `AdaptiveCascade` on batches of `batch` frames, frames/s (the peer; mean of
+    /// the measurements made before each row).
+    pub in_process_fps: f64,
+    /// One row per delay.
+    pub rows: Vec<BatchingRow>,
 }
 
 /// A daemon for the demo: a child process or a thread of this one.
@@ -127,7 +190,12 @@ fn resolve_bundle(p: &Path) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("engines/fmnist-dvt")
 }
 
-fn start(args: &DemoArgs, bundle: &Path, socket: &Path) -> Result<Running, DemoError> {
+fn start(
+    args: &DemoArgs,
+    bundle: &Path,
+    socket: &Path,
+    extra: &[String],
+) -> Result<Running, DemoError> {
     let bin = args.dvtd.clone().or_else(|| {
         std::env::current_exe()
             .ok()
@@ -142,6 +210,7 @@ fn start(args: &DemoArgs, bundle: &Path, socket: &Path) -> Result<Running, DemoE
             .arg("--socket")
             .arg(socket)
             .args(daemon_backend_args(args))
+            .args(extra)
             .args(["--queue", &queue.to_string()])
             .env_remove("NOTIFY_SOCKET")
             .stdout(Stdio::null())
@@ -167,7 +236,17 @@ fn start(args: &DemoArgs, bundle: &Path, socket: &Path) -> Result<Running, DemoE
             format!("precision=\"{}\"", args.backend.precision),
             format!("batch_profile={:?}", args.backend.batch_profile),
             format!("queue={queue}"),
-        ],
+        ]
+        .into_iter()
+        .chain(extra.chunks(2).filter_map(|kv| match kv {
+            // `--max-batch 32` -> `max_batch=32` for the in-process daemon.
+            [k, v] => Some(format!(
+                "{}={v}",
+                k.trim_start_matches("--").replace('-', "_")
+            )),
+            _ => None,
+        }))
+        .collect(),
     };
     Ok(Running::Thread(std::thread::spawn(move || {
         if let Err(e) = super::run(source) {
@@ -236,6 +315,8 @@ fn wait_ready(socket: &Path, running: &mut Running) -> Result<(), DemoError> {
 struct Streamed {
     /// (image index, reply) per frame answered `ok`.
     replies: Vec<(usize, Reply)>,
+    /// Client-side latency of each `ok` frame (send to reply), ms.
+    latency_ms: Vec<f64>,
     /// Wall time.
     secs: f64,
     /// Busy replies (the frame was resent).
@@ -258,12 +339,15 @@ fn stream(
     let mut pending = std::collections::HashMap::new();
     let mut todo: std::collections::VecDeque<usize> = (0..n).collect();
     let mut done = Vec::with_capacity(n);
+    let mut latency_ms = Vec::with_capacity(n);
     let mut busy = 0;
+    let now_ns = || t0.elapsed().as_nanos() as u64;
     while done.len() < n {
         while pending.len() < window.max(1) {
             let Some(k) = todo.pop_front() else { break };
             let i = idx(k);
-            let id = tx.send(&Image::u8_hwc(h, w, ch, data.pixels(i..i + 1)), 0)?;
+            // The timestamp comes back in the reply: the client-side latency of each frame.
+            let id = tx.send(&Image::u8_hwc(h, w, ch, data.pixels(i..i + 1)), now_ns())?;
             pending.insert(id, k);
         }
         tx.flush()?;
@@ -273,7 +357,10 @@ fn stream(
             .ok_or_else(|| DemoError::Setup(format!("unknown reply id {}", r.request_id)))?;
         let i = idx(k);
         match r.status {
-            Status::Ok => done.push((i, r)),
+            Status::Ok => {
+                latency_ms.push(now_ns().saturating_sub(r.timestamp_ns) as f64 / 1e6);
+                done.push((i, r));
+            }
             Status::Busy => {
                 busy += 1;
                 todo.push_back(k); // the same image again
@@ -283,6 +370,7 @@ fn stream(
     }
     Ok(Streamed {
         replies: done,
+        latency_ms,
         secs: t0.elapsed().as_secs_f64(),
         busy,
     })
@@ -375,7 +463,7 @@ pub fn run(args: &DemoArgs) -> Result<(), DemoError> {
     let tmp = std::env::temp_dir().join(format!("dvt-demo-{}", std::process::id()));
     std::fs::create_dir_all(&tmp).map_err(|e| DemoError::Setup(e.to_string()))?;
     let socket = tmp.join("dvtd.sock");
-    let mut running = start(args, &bundle_dir, &socket)?;
+    let mut running = start(args, &bundle_dir, &socket, &[])?;
     let result = (|| {
         wait_ready(&socket, &mut running)?;
         let steps = budgets(args, &table)?;
@@ -440,7 +528,11 @@ pub fn run(args: &DemoArgs) -> Result<(), DemoError> {
         }
         let bench = if args.bench {
             control.command(&json!({"cmd": "set-budget", "kind": "auto"}))?;
-            Some(bench(args, &bundle, &socket, &data)?)
+            let mut b = bench(args, &bundle, &socket, &data)?;
+            if !args.queue_delays.is_empty() && args.clients > 0 {
+                b.batching = Some(batching_bench(args, &bundle, &data, &tmp)?);
+            }
+            Some(b)
         } else {
             None
         };
@@ -472,6 +564,20 @@ pub fn run(args: &DemoArgs) -> Result<(), DemoError> {
                 b.added_p50_us, b.added_mean_us
             );
             println!(
+                "  bare socket ping-pong (2 processes, {}-byte request, same reply size)  p50 {:.1} us",
+                data.image_len() + crate::daemon::protocol::HEADER_LEN,
+                b.floor_ms.p50 * 1e3
+            );
+            println!(
+                "  added / floor                 {:.2}x (goal <= 2)",
+                b.added_over_floor
+            );
+            println!(
+                "  the same ping-pong, far end busy {} us per request: round trip - busy p50 {:.1} us",
+                b.busy_floor_us,
+                b.busy_floor_ms.p50 * 1e3
+            );
+            println!(
                 "  paired per frame: round trip - daemon cascade time  p50 {:.1} us  mean {:.1} us",
                 b.overhead_paired_us.p50, b.overhead_paired_us.mean
             );
@@ -480,9 +586,35 @@ pub fn run(args: &DemoArgs) -> Result<(), DemoError> {
                 b.daemon_handoff_us.p50
             );
             println!(
+                "  paired / floor                {:.2}x (the same goal, per frame)",
+                b.paired_over_floor
+            );
+            println!(
                 "  pipelined through the socket  {:.0} frames/s ({} in flight)",
                 b.pipelined_fps, args.window
             );
+            if let Some(d) = &b.batching {
+                println!();
+                println!(
+                    "dynamic batching: {} clients x {} frames, {} in flight each, max_batch {}; \
+                     in-process batch-{} cascade {:.0} frames/s",
+                    d.clients, d.frames_per_client, d.window, d.batch, d.batch, d.in_process_fps
+                );
+                println!(
+                    "  max_queue_delay_us   frames/s   vs in-process   p50 ms   p99 ms   busy"
+                );
+                for r in &d.rows {
+                    println!(
+                        "  {:>18}   {:>8.0}   {:>12.2}x   {:>6.2}   {:>6.2}   {:>4}",
+                        r.max_queue_delay_us,
+                        r.fps,
+                        r.vs_in_process,
+                        r.latency_ms.p50,
+                        r.latency_ms.p99,
+                        r.busy
+                    );
+                }
+            }
         }
         Ok(())
     })();
@@ -526,7 +658,40 @@ fn bench(
             .map_err(|e| DemoError::Setup(e.to_string()))?;
         c.classify(&Image::u8_hwc(h, w, ch, data.pixels(i..i + 1)))?;
     }
-    // Interleaved so that machine noise hits both alike. The in-process time includes the
+    // The floor: the same request and reply sizes between two processes, nothing else.
+    let request_len = crate::daemon::protocol::HEADER_LEN + data.pixels(0..1).len();
+    let reply_len = c
+        .classify(&Image::u8_hwc(h, w, ch, data.pixels(0..1)))?
+        .encode()
+        .len();
+    let exe = std::env::current_exe().map_err(|e| DemoError::Setup(e.to_string()))?;
+    let mut floor = super::floor::PingPong::start(&exe, request_len, reply_len, 0)
+        .map_err(|e| DemoError::Setup(format!("ping-pong floor: {e}")))?;
+    let mut floor_ms = Vec::with_capacity(n);
+    for _ in 0..50 {
+        floor
+            .round_trip_ms()
+            .map_err(|e| DemoError::Setup(e.to_string()))?;
+    }
+    // The same ping-pong with the far end busy for the cascade's own median time: a server
+    // that computes between read and reply lets its client's CPU idle longer, and the wake-up
+    // then costs more. Not part of the goal; it shows where the rest of the added time goes.
+    let busy_us = {
+        let mut t = Vec::with_capacity(20);
+        for i in 0..20.min(n) {
+            let t0 = Instant::now();
+            local_cascade
+                .classify_u8_hwc(data.pixels(i..i + 1), 1)
+                .map_err(|e| DemoError::Setup(e.to_string()))?;
+            t.push(t0.elapsed().as_micros() as u64);
+        }
+        t.sort_unstable();
+        t[t.len() / 2]
+    };
+    let mut busy_floor = super::floor::PingPong::start(&exe, request_len, reply_len, busy_us)
+        .map_err(|e| DemoError::Setup(format!("ping-pong floor: {e}")))?;
+    let mut busy_floor_ms = Vec::with_capacity(n);
+    // Interleaved so that machine noise hits all three alike. The in-process time includes the
     // normalisation, which the daemon also does.
     let (mut local, mut rtt) = (Vec::with_capacity(n), Vec::with_capacity(n));
     let mut paired = Vec::with_capacity(n);
@@ -543,6 +708,18 @@ fn bench(
         rtt.push(ms);
         paired.push(ms * 1e3 - f64::from(r.compute_us));
         handoff.push(f64::from(r.latency_us.saturating_sub(r.compute_us)));
+        floor_ms.push(
+            floor
+                .round_trip_ms()
+                .map_err(|e| DemoError::Setup(format!("ping-pong floor: {e}")))?,
+        );
+        // Minus the far end's busy time: what the transport itself took around it.
+        busy_floor_ms.push(
+            busy_floor
+                .round_trip_ms()
+                .map_err(|e| DemoError::Setup(format!("ping-pong floor: {e}")))?
+                - busy_us as f64 / 1e3,
+        );
         if r.status != Status::Ok {
             return Err(DemoError::Setup(format!(
                 "bench frame {i}: {:?} {}",
@@ -555,17 +732,139 @@ fn bench(
         LatencyStats::from_samples(&mut local),
         LatencyStats::from_samples(&mut rtt),
     );
+    drop(floor);
+    drop(busy_floor);
+    let fl = LatencyStats::from_samples(&mut floor_ms);
     let secs = stream(socket, data, 0, (4 * n).min(data.len()), args.window)?.secs;
+    let overhead_paired_us = LatencyStats::from_samples(&mut paired);
     Ok(BenchReport {
         frames: n,
+        floor_ms: fl,
+        busy_floor_us: busy_us,
+        busy_floor_ms: LatencyStats::from_samples(&mut busy_floor_ms),
+        added_over_floor: (s.p50 - l.p50) / fl.p50.max(1e-9),
         added_p50_us: (s.p50 - l.p50) * 1e3,
         added_mean_us: (s.mean - l.mean) * 1e3,
         in_process_ms: l,
-        overhead_paired_us: LatencyStats::from_samples(&mut paired),
+        paired_over_floor: overhead_paired_us.p50 / (fl.p50 * 1e3).max(1e-9),
+        overhead_paired_us,
         daemon_handoff_us: LatencyStats::from_samples(&mut handoff),
         socket_rtt_ms: s,
         pipelined_fps: (4 * n).min(data.len()) as f64 / secs,
+        batching: None,
         in_process_fps: n as f64 / (local_total / 1e3),
+    })
+}
+
+/// `clients` connections pipelining `window` frames each through a daemon started with
+/// `max_batch = batch` at each `max_queue_delay_us`, beside the in-process cascade on batches of
+/// `batch` frames (the same backend settings), measured in one run.
+fn batching_bench(
+    args: &DemoArgs,
+    bundle: &Bundle,
+    data: &Dataset,
+    tmp: &Path,
+) -> Result<BatchingReport, DemoError> {
+    let batch = args.batch.max(1);
+    let per_client = (args.frames / args.clients.max(1)).max(batch) * 2;
+    // The reference: the same type the worker runs, fed full batches with no socket at all.
+    let options = AdaptiveOptions {
+        backend: backend_options(args)?,
+        max_batch: batch,
+        ..AdaptiveOptions::default()
+    };
+    let mut local = AdaptiveCascade::load(bundle.dir(), &options)
+        .map_err(|e| DemoError::Setup(e.to_string()))?;
+    let total = per_client * args.clients.max(1);
+    // Measured right before each delay's run, so that the machine's load (shared, noisy) hits
+    // each ratio's two sides alike.
+    let mut in_process = || -> Result<f64, DemoError> {
+        let t0 = Instant::now();
+        let mut done = 0;
+        while done < total {
+            let lo = done % data.len();
+            let k = batch.min(data.len() - lo);
+            local
+                .classify_u8_hwc(data.pixels(lo..lo + k), k)
+                .map_err(|e| DemoError::Setup(e.to_string()))?;
+            done += k;
+        }
+        Ok(done as f64 / t0.elapsed().as_secs_f64())
+    };
+    let mut references = Vec::new();
+    let mut rows = Vec::new();
+    for &delay in &args.queue_delays {
+        let in_process_fps = in_process()?;
+        references.push(in_process_fps);
+        let socket = tmp.join(format!("batching-{delay}.sock"));
+        let extra = [
+            "--max-batch".to_string(),
+            batch.to_string(),
+            "--max-queue-delay-us".to_string(),
+            delay.to_string(),
+        ];
+        let mut running = start(args, bundle.dir(), &socket, &extra)?;
+        let measured = (|| -> Result<BatchingRow, DemoError> {
+            wait_ready(&socket, &mut running)?;
+            // Warm the daemon's batch sizes first.
+            stream(&socket, data, 0, 4 * batch, batch)?;
+            let t0 = Instant::now();
+            let results: Vec<Result<Streamed, DemoError>> = std::thread::scope(|s| {
+                let handles: Vec<_> = (0..args.clients.max(1))
+                    .map(|c| {
+                        let socket = &socket;
+                        s.spawn(move || {
+                            stream(socket, data, c * per_client, per_client, args.client_window)
+                        })
+                    })
+                    .collect();
+                handles
+                    .into_iter()
+                    .map(|h| {
+                        h.join()
+                            .unwrap_or_else(|_| Err(DemoError::Setup("client panicked".into())))
+                    })
+                    .collect()
+            });
+            let secs = t0.elapsed().as_secs_f64();
+            let mut latency = Vec::new();
+            let (mut answered, mut busy) = (0, 0);
+            for r in results {
+                let r = r?;
+                answered += r.replies.len();
+                busy += r.busy;
+                latency.extend(r.latency_ms);
+            }
+            let fps = answered as f64 / secs;
+            Ok(BatchingRow {
+                max_queue_delay_us: delay,
+                fps,
+                vs_in_process: fps / in_process_fps,
+                latency_ms: LatencyStats::from_samples(&mut latency),
+                busy,
+            })
+        })();
+        if let Ok(mut c) = Client::connect(&socket) {
+            let _ = c.command(&json!({"cmd": "drain"}));
+        }
+        match running {
+            Running::Child(mut c) => {
+                let _ = c.wait();
+            }
+            Running::Thread(t) => {
+                let _ = t.join();
+            }
+        }
+        rows.push(measured?);
+    }
+    let in_process_fps = references.iter().sum::<f64>() / references.len().max(1) as f64;
+    Ok(BatchingReport {
+        clients: args.clients.max(1),
+        window: args.client_window,
+        frames_per_client: per_client,
+        batch,
+        in_process_fps,
+        rows,
     })
 }
 

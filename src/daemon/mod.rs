@@ -1,4 +1,4 @@
-//! `dvtd`, the edge daemon (DESIGN.md, layer `daemon`): a Unix socket speaking binary frames
+//! `dvtd`, the edge daemon (docs/ARCHITECTURE.md, layer daemon): a Unix socket speaking binary frames
 //! and JSON control lines ([`protocol`], [`control`]), a bounded queue feeding one inference
 //! worker ([`worker`]) whose thresholds come from the budget controller, budget sources
 //! ([`crate::budget_source`]), Prometheus metrics, systemd notify/watchdog, SIGTERM drain and
@@ -8,6 +8,7 @@ pub mod config;
 pub mod control;
 pub mod ctl;
 pub mod demo;
+pub mod floor;
 pub mod frame;
 mod http;
 pub mod log;
@@ -19,8 +20,8 @@ mod signals;
 pub mod worker;
 
 use crate::budget_source::{
-    file::FileSource, fixed::StaticSource, jetson::JetsonSource, BudgetSource, Supervisor,
-    Transition,
+    file::FileSource, fixed::StaticSource, jetson::JetsonSource, watch::Watched, BudgetSource,
+    Supervisor, Transition,
 };
 use crate::bundle::InputSpec;
 use crate::policy::Budget;
@@ -105,6 +106,8 @@ pub struct Shared {
     conns: Mutex<HashMap<u64, UnixStream>>,
     closed: (Mutex<()>, Condvar),
     pending_budget_config: Mutex<Option<BudgetConfig>>,
+    /// The cascade, for readers that run a frame themselves while the worker is idle.
+    serving: std::sync::OnceLock<worker::SharedServing>,
 }
 
 impl Shared {
@@ -122,6 +125,7 @@ impl Shared {
             conns: Mutex::new(HashMap::new()),
             closed: (Mutex::new(()), Condvar::new()),
             pending_budget_config: Mutex::new(None),
+            serving: std::sync::OnceLock::new(),
         }
     }
 
@@ -433,6 +437,11 @@ pub fn budget_supervisor(c: &BudgetConfig) -> Result<Supervisor, ConfigError> {
             )))
         }
     };
+    // Reads run on a thread of their own: one that blocks leaves the budget loop running.
+    let source: Box<dyn BudgetSource> = match c.read_timeout() {
+        Some(t) => Box::new(Watched::new(source, t)),
+        None => source,
+    };
     Ok(Supervisor::new(source, safe, stale))
 }
 
@@ -522,6 +531,7 @@ fn spawn<F: FnOnce() + Send + 'static>(
 /// frame was answered.
 pub fn run(source: ConfigSource) -> Result<(), DaemonError> {
     let config = source.load()?;
+    server::buffers::limit_arenas();
     let mut sup = budget_supervisor(&config.budget)?;
     // The worker builds the first cascade on its own thread, so a GPU backend's CUDA context is
     // created where it runs; warm-up is over before anything is bound or READY=1 is sent.
@@ -532,7 +542,10 @@ pub fn run(source: ConfigSource) -> Result<(), DaemonError> {
         Arc<Shared>,
     );
     let (start_tx, start_rx) = mpsc::channel::<Start>();
-    let max_batch = config.max_batch;
+    let batching = worker::Batching {
+        max_batch: config.max_batch,
+        max_queue_delay: Duration::from_micros(config.max_queue_delay_us),
+    };
     let first = config.clone();
     let worker = spawn("dvtd-worker", move || {
         let t0 = Instant::now();
@@ -556,7 +569,9 @@ pub fn run(source: ConfigSource) -> Result<(), DaemonError> {
         let _ = init_tx.send(Ok(engine.input().clone()));
         // Gone when the start-up fails after the load (socket in use...): nothing to serve.
         if let Ok((jobs_rx, msgs_rx, sh)) = start_rx.recv() {
-            worker::run(engine, jobs_rx, msgs_rx, sh, max_batch)
+            let serving = Arc::new(Mutex::new(worker::Serving::new(engine)));
+            let _ = sh.serving.set(serving.clone());
+            worker::run(serving, jobs_rx, msgs_rx, sh, batching)
         }
     })?;
     let input = init_rx
@@ -601,6 +616,12 @@ pub fn run(source: ConfigSource) -> Result<(), DaemonError> {
     let limits = server::Limits {
         max_payload: config.max_payload_bytes,
         max_connections: config.max_connections,
+        control_connections: config.control_connections,
+        kept_payload: usize::try_from(config.kept_payload_bytes).unwrap_or(usize::MAX),
+        timeouts: server::Timeouts {
+            frame: config::seconds(config.frame_timeout_s),
+            idle: config::seconds(config.idle_timeout_s),
+        },
     };
     let sh = shared.clone();
     let ev = events_tx.clone();
@@ -708,6 +729,10 @@ fn reload(
             ("socket", new.socket_path() != config.socket_path()),
             ("queue", new.queue != config.queue),
             ("max_batch", new.max_batch != config.max_batch),
+            (
+                "max_queue_delay_us",
+                new.max_queue_delay_us != config.max_queue_delay_us,
+            ),
             ("http", new.http != config.http),
         ] {
             if changed {

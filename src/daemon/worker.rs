@@ -12,7 +12,7 @@ use ndarray::Array4;
 use serde::Serialize;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// What goes back to a connection's writer.
@@ -50,6 +50,69 @@ pub enum WorkerMsg {
 /// The daemon's cascade.
 pub type Engine = AdaptiveCascade;
 
+/// The cascade and what serving it remembers, shared by the worker and the connection readers:
+/// when the worker is idle and nothing is queued, a reader runs its frame to completion itself
+/// (no hand-off to the worker and back: each thread wake-up costs tens of microseconds).
+pub struct Serving {
+    engine: Engine,
+    seen_gen: u64,
+    thresholds: Vec<f32>,
+    frames: u64,
+}
+
+/// [`Serving`] behind its lock.
+pub type SharedServing = Arc<Mutex<Serving>>;
+
+impl Serving {
+    /// Wraps a loaded cascade.
+    pub fn new(engine: Engine) -> Self {
+        Self {
+            engine,
+            seen_gen: u64::MAX,
+            thresholds: Vec::new(),
+            frames: 0,
+        }
+    }
+
+    /// Whether any thread may run the cascade: the CPU backend's can; a TensorRT engine stays
+    /// on the worker thread that created its CUDA context.
+    pub fn runs_on_any_thread(&self) -> bool {
+        self.engine.backend().kind == "cpu"
+    }
+
+    /// Runs `batch` (applying a budget changed since the last batch) and returns each frame's
+    /// reply with where it goes.
+    pub fn serve(&mut self, batch: Vec<Job>, shared: &Shared) -> Vec<(Sender<Outgoing>, Reply)> {
+        self.frames += batch.len() as u64;
+        // Checked after the wait, so a budget set while idle applies to this batch.
+        let gen = shared.budget_generation();
+        if gen != self.seen_gen {
+            self.seen_gen = gen;
+            self.engine.set_budget(shared.effective_budget());
+        }
+        let (thresholds, replies) = run_batch(&mut self.engine, batch, shared);
+        if let Some(t) = thresholds {
+            self.thresholds = t;
+        }
+        replies
+    }
+
+    fn swap(&mut self, engine: Engine) {
+        self.engine = engine;
+        self.seen_gen = u64::MAX; // re-apply the budget to the new controller
+    }
+}
+
+fn deliver(replies: Vec<(Sender<Outgoing>, Reply)>) {
+    for (to, r) in replies {
+        let _ = to.send(Outgoing::Frame(r));
+    }
+}
+
+fn lock(s: &SharedServing) -> std::sync::MutexGuard<'_, Serving> {
+    s.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 /// What the worker is doing, for `status`, STATUS= and metrics.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct WorkerStatus {
@@ -71,55 +134,75 @@ pub struct WorkerStatus {
     pub fps: f64,
 }
 
+/// How the worker forms batches, as Triton's dynamic batcher does: frames from every
+/// connection go into one queue; a batch takes up to `max_batch` of them, waiting at most
+/// `max_queue_delay` after the first for more to arrive (0: only those already queued).
+#[derive(Debug, Clone, Copy)]
+pub struct Batching {
+    /// Most frames per cascade call.
+    pub max_batch: usize,
+    /// Longest wait for a batch to fill.
+    pub max_queue_delay: Duration,
+}
+
+/// Collects a batch after `first`: whatever is queued, then (with a delay) what arrives
+/// before the first frame has waited `max_queue_delay`.
+fn collect(first: Job, jobs: &Receiver<Job>, b: Batching) -> Vec<Job> {
+    let deadline = first.received + b.max_queue_delay;
+    let mut batch = vec![first];
+    while batch.len() < b.max_batch {
+        if let Ok(j) = jobs.try_recv() {
+            batch.push(j);
+            continue;
+        }
+        let now = Instant::now();
+        if now >= deadline {
+            break;
+        }
+        match jobs.recv_timeout(deadline - now) {
+            Ok(j) => batch.push(j),
+            Err(_) => break,
+        }
+    }
+    batch
+}
+
 /// Runs the worker until every job sender is gone and the queue is empty.
 pub fn run(
-    mut engine: Engine,
+    serving: SharedServing,
     jobs: Receiver<Job>,
     msgs: Receiver<WorkerMsg>,
     shared: Arc<Shared>,
-    max_batch: usize,
+    batching: Batching,
 ) {
     let watchdog = notify::watchdog_period();
     let tick = watchdog.map_or(Duration::from_millis(100), |w| {
         w.min(Duration::from_millis(100))
     });
     let mut last_watchdog = Instant::now();
-    let mut seen_gen = u64::MAX;
     let mut last_status = Instant::now();
     let mut frames_at_status = 0u64;
-    let mut frames = 0u64;
-    let mut thresholds: Vec<f32> = Vec::new();
-    publish(&shared, &engine, &thresholds, 0.0);
+    {
+        let s = lock(&serving);
+        publish(&shared, &s.engine, &s.thresholds, 0.0);
+    }
     loop {
         while let Ok(WorkerMsg::Swap(new, ack)) = msgs.try_recv() {
-            engine = *new;
-            seen_gen = u64::MAX; // re-apply the budget to the new controller
-            publish(&shared, &engine, &thresholds, 0.0);
+            let mut s = lock(&serving);
+            s.swap(*new);
+            publish(&shared, &s.engine, &s.thresholds, 0.0);
+            drop(s);
             let _ = ack.send(());
         }
         match jobs.recv_timeout(tick) {
             Ok(first) => {
-                let mut batch = vec![first];
-                while batch.len() < max_batch {
-                    match jobs.try_recv() {
-                        Ok(j) => batch.push(j),
-                        Err(_) => break,
-                    }
-                }
+                let batch = collect(first, &jobs, batching);
                 shared
                     .metrics
                     .queue_depth
                     .fetch_sub(batch.len() as i64, Relaxed);
-                frames += batch.len() as u64;
-                // Checked after the wait, so a budget set while idle applies to this batch.
-                let gen = shared.budget_generation();
-                if gen != seen_gen {
-                    seen_gen = gen;
-                    engine.set_budget(shared.effective_budget());
-                }
-                if let Some(t) = run_batch(&mut engine, batch, &shared) {
-                    thresholds = t;
-                }
+                let replies = lock(&serving).serve(batch, &shared);
+                deliver(replies);
             }
             Err(RecvTimeoutError::Timeout) => {}
             Err(RecvTimeoutError::Disconnected) => break,
@@ -133,13 +216,15 @@ pub fn run(
         }
         let dt = last_status.elapsed();
         if dt >= Duration::from_millis(250) {
-            let fps = (frames - frames_at_status) as f64 / dt.as_secs_f64();
-            publish(&shared, &engine, &thresholds, fps);
-            frames_at_status = frames;
+            let s = lock(&serving);
+            let fps = (s.frames - frames_at_status) as f64 / dt.as_secs_f64();
+            publish(&shared, &s.engine, &s.thresholds, fps);
+            frames_at_status = s.frames;
             last_status = Instant::now();
         }
     }
-    publish(&shared, &engine, &thresholds, 0.0);
+    let s = lock(&serving);
+    publish(&shared, &s.engine, &s.thresholds, 0.0);
     log(Level::Debug, "worker: queue drained, exiting");
 }
 
@@ -169,27 +254,35 @@ fn publish(shared: &Shared, engine: &Engine, thresholds: &[f32], fps: f64) {
     *shared.status.lock().unwrap_or_else(|e| e.into_inner()) = st;
 }
 
+/// A batch's replies, each with the connection it goes to.
+type Replies = Vec<(Sender<Outgoing>, Reply)>;
+
 /// Runs one batch and answers every job; returns the thresholds it ran with (None when no
-/// frame reached the cascade).
-fn run_batch(engine: &mut Engine, batch: Vec<Job>, shared: &Shared) -> Option<Vec<f32>> {
+/// frame reached the cascade) and the replies.
+fn run_batch(engine: &mut Engine, batch: Vec<Job>, shared: &Shared) -> (Option<Vec<f32>>, Replies) {
+    let mut out: Replies = Vec::with_capacity(batch.len());
     let input = engine.input();
     let shape = [input.channels, input.height, input.width];
     let (good, stale): (Vec<Job>, Vec<Job>) = batch.into_iter().partition(|j| j.shape == shape);
     for j in stale {
         // Preprocessed for a bundle that a reload replaced with another input geometry.
         shared.metrics.frames_error.fetch_add(1, Relaxed);
-        let _ = j.reply.send(Outgoing::Frame(Reply::error(
-            j.id,
-            j.timestamp_ns,
-            Status::BadRequest,
-            format!(
-                "frame was prepared for input {:?}, the reloaded bundle takes {shape:?}: resend",
-                j.shape
+        out.push((
+            j.reply,
+            Reply::error(
+                j.id,
+                j.timestamp_ns,
+                Status::BadRequest,
+                format!(
+                    "frame was prepared for input {:?}, the reloaded bundle takes {shape:?}: \
+                     resend",
+                    j.shape
+                ),
             ),
-        )));
+        ));
     }
     if good.is_empty() {
-        return None;
+        return (None, out);
     }
     let n = good.len();
     let per = shape.iter().product::<usize>();
@@ -235,9 +328,9 @@ fn run_batch(engine: &mut Engine, batch: Vec<Job>, shared: &Shared) -> Option<Ve
                     timestamp_ns: j.timestamp_ns,
                     text: engine.label(d.class).to_string(),
                 };
-                let _ = j.reply.send(Outgoing::Frame(reply));
+                out.push((j.reply, reply));
             }
-            Some(batch.thresholds)
+            (Some(batch.thresholds), out)
         }
         Err(e) => {
             m.error(super::metrics::ErrorKind::Inference);
@@ -247,14 +340,15 @@ fn run_batch(engine: &mut Engine, batch: Vec<Job>, shared: &Shared) -> Option<Ve
             );
             for j in good {
                 m.frames_error.fetch_add(1, Relaxed);
-                let _ = j.reply.send(Outgoing::Frame(Reply::error(
+                let r = Reply::error(
                     j.id,
                     j.timestamp_ns,
                     Status::Internal,
                     format!("inference failed: {e}"),
-                )));
+                );
+                out.push((j.reply, r));
             }
-            None
+            (None, out)
         }
     }
 }

@@ -207,3 +207,79 @@ pub fn evaluate_all_stages<B: Backend>(
             .collect(),
     })
 }
+
+/// A static model a user would deploy instead of the cascade, measured in the same run.
+#[derive(Debug, Clone, Serialize)]
+pub struct Alternative {
+    /// Why it is listed: "cheapest static model at the cascade's accuracy or better" or "the
+    /// final grid's static model".
+    pub role: String,
+    /// Baseline name.
+    pub name: String,
+    /// Top-1 accuracy on the same images.
+    pub accuracy: f64,
+    /// GFLOPs per image.
+    pub gflops: f64,
+    /// Images per second on the same backend, images and batch.
+    pub images_per_s: f64,
+}
+
+/// Runs every static baseline of `bundle` that ships an ONNX file over `data` (same backend,
+/// batch and pre-processing as the cascade) and returns the ones a user would pick instead of a
+/// cascade reaching `cascade_accuracy`: the cheapest at that accuracy or better (if any), and
+/// the final grid's. A baseline the backend cannot load (TensorRT builds only the cascade's
+/// engines) is left out and named in the second list.
+pub fn static_alternatives<B: Backend + Clone>(
+    backend: &B,
+    bundle: &crate::bundle::Bundle,
+    data: &Dataset,
+    batch: usize,
+    cascade_accuracy: f64,
+) -> Result<(Vec<Alternative>, Vec<String>), EvalError> {
+    let m = &bundle.manifest;
+    let final_grid = m.stages.last().map(|s| s.grid);
+    let mut measured = Vec::new();
+    let mut skipped = Vec::new();
+    for b in &m.baselines {
+        let Some(one) = crate::bench::stage::baseline_bundle(bundle, b) else {
+            continue;
+        };
+        let mut c = match Cascade::load(backend.clone(), &one) {
+            Ok(c) => c,
+            Err(e) => {
+                skipped.push(format!("{}: {e}", b.name));
+                continue;
+            }
+        };
+        let opts = EvalOptions {
+            thresholds: Vec::new(),
+            batch,
+            progress: false,
+        };
+        let r = evaluate(&mut c, &one.manifest, data, &opts)?;
+        measured.push((b.clone(), r));
+    }
+    let alt = |role: &str, b: &crate::bundle::Baseline, r: &EvalReport| Alternative {
+        role: role.into(),
+        name: b.name.clone(),
+        accuracy: r.accuracy,
+        gflops: b.gflops,
+        images_per_s: r.images_per_s,
+    };
+    let mut out = Vec::new();
+    if let Some((b, r)) = measured
+        .iter()
+        .filter(|(_, r)| r.accuracy >= cascade_accuracy)
+        .min_by(|a, b| a.0.gflops.total_cmp(&b.0.gflops))
+    {
+        out.push(alt(
+            "cheapest static model at the cascade's accuracy or better",
+            b,
+            r,
+        ));
+    }
+    if let Some((b, r)) = measured.iter().find(|(b, _)| Some(b.grid) == final_grid) {
+        out.push(alt("the final grid's static model", b, r));
+    }
+    Ok((out, skipped))
+}

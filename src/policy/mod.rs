@@ -1,5 +1,5 @@
 //! Operating points and budgets: which exit thresholds to use for a compute, time or power
-//! budget (DESIGN.md, layer `policy`; spec dvt-model.md §5).
+//! budget (docs/ARCHITECTURE.md, layer policy, and "The model's math", thresholds).
 //!
 //! - [`records`] - every stage's confidence and correctness per calibration image, saved with
 //!   the bundle so that solving never needs the model again.

@@ -1,4 +1,4 @@
-//! DVT's official threshold procedure (spec dvt-model.md §5.2): MSDNet's "budgeted batch
+//! DVT's official threshold procedure (docs/ARCHITECTURE.md, "The model's math"): MSDNet's "budgeted batch
 //! classification" with geometric exit proportions `q^k / sum_j q^j`, `q = p / 20`,
 //! p = 1..59, reproduced step by step (including its `floor` and its handling of ties).
 

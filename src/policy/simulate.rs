@@ -193,6 +193,17 @@ pub struct SimReport {
     pub realised_block_error: f64,
     /// Worst settling time over the steps.
     pub settling_frames: usize,
+    /// Worst settling time over the budget steps after the first (the first starts cold).
+    pub settling_frames_after_start: usize,
+    /// Coefficient of variation of the realised per-frame cost (relative to the target).
+    pub cost_cv: f64,
+    /// 2 * cost_cv / sqrt(filter_frames): the spread of a fully-fed drift estimate, the
+    /// tightest band an online controller can hold the expected cost to.
+    pub noise_band: f64,
+    /// max(settle band, noise band): the band `settling_frames_honest` is measured in.
+    pub honest_band: f64,
+    /// Worst settling time over the steps within `honest_band`.
+    pub settling_frames_honest: usize,
     /// Every step settled.
     pub settled: bool,
     /// Realised accuracy.
@@ -391,6 +402,15 @@ fn summarise(
         }
     }
     let w = config.settle_window.max(1);
+    // The realised per-frame cost is noisy (an image exits at one stage or another), and the
+    // controller learns the realised/nominal cost ratio from it: after its longest memory
+    // (filter_frames) that ratio still has a relative standard error of cv / sqrt(frames), so
+    // no band tighter than twice that can be held, however the loop is tuned.
+    let ratios: Vec<f64> = (0..n).map(|f| log.realised[f] / log.target[f]).collect();
+    let cost_cv = coefficient_of_variation(&ratios);
+    let noise_band = 2.0 * cost_cv / config.controller.filter_frames.max(1.0).sqrt();
+    let honest_band = config.settle_band.max(noise_band);
+    let mut honest_settle = Vec::new();
     let mut steps = Vec::new();
     let mut settled_mask = vec![false; n];
     for (j, &s) in starts.iter().enumerate() {
@@ -399,17 +419,8 @@ fn summarise(
         let rel: Vec<f64> = (s..e)
             .map(|f| (log.expected[f] - log.reachable[f]) / log.target[f])
             .collect();
-        let mut ma = Vec::with_capacity(rel.len());
-        let mut acc = 0.0;
-        for (i, r) in rel.iter().enumerate() {
-            acc += r;
-            if i >= w {
-                acc -= rel[i - w];
-            }
-            ma.push(acc / (i + 1).min(w) as f64);
-        }
-        let last_bad = ma.iter().rposition(|m| m.abs() > config.settle_band);
-        let settle = last_bad.map_or(0, |b| b + 1);
+        let settle = settling(&rel, w, config.settle_band);
+        honest_settle.push(settling(&rel, w, honest_band));
         let settled = settle < rel.len();
         for m in settled_mask.iter_mut().take(e).skip(s + settle) {
             *m = true;
@@ -464,11 +475,52 @@ fn summarise(
         mean_tracking_bias: mean(&mut settled_frames.iter().map(|&f| rel(f))),
         realised_block_error: mean(&mut blocks.into_iter()),
         settling_frames: steps.iter().map(|s| s.settling_frames).max().unwrap_or(0),
+        settling_frames_after_start: steps
+            .iter()
+            .skip(1)
+            .map(|s| s.settling_frames)
+            .max()
+            .unwrap_or(0),
+        cost_cv,
+        noise_band,
+        honest_band,
+        settling_frames_honest: honest_settle.iter().copied().max().unwrap_or(0),
         settled: steps.iter().all(|s| s.settled),
         accuracy: log.correct.iter().filter(|&&c| c).count() as f64 / n.max(1) as f64,
         optimal_accuracy: log.optimal.iter().sum::<f64>() / n.max(1) as f64,
         end_switches,
         steps,
+    }
+}
+
+/// Frames after which the `w`-frame moving average of `rel` (restarted at the step) stays
+/// within `band`; `rel.len()` when it never does.
+fn settling(rel: &[f64], w: usize, band: f64) -> usize {
+    let mut acc = 0.0;
+    let mut last_bad = None;
+    for (i, r) in rel.iter().enumerate() {
+        acc += r;
+        if i >= w {
+            acc -= rel[i - w];
+        }
+        if (acc / (i + 1).min(w) as f64).abs() > band {
+            last_bad = Some(i);
+        }
+    }
+    last_bad.map_or(0, |b| b + 1)
+}
+
+fn coefficient_of_variation(v: &[f64]) -> f64 {
+    let v: Vec<f64> = v.iter().copied().filter(|x| x.is_finite()).collect();
+    if v.len() < 2 {
+        return 0.0;
+    }
+    let mean = v.iter().sum::<f64>() / v.len() as f64;
+    let var = v.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (v.len() - 1) as f64;
+    if mean.abs() > 0.0 {
+        var.sqrt() / mean.abs()
+    } else {
+        0.0
     }
 }
 

@@ -1,6 +1,6 @@
 """Writes a cascade bundle: manifest.toml, per-stage ONNX, baselines, reference outputs.
 
-The manifest is the contract with the Rust runtime (DESIGN.md, "The cascade bundle").
+The manifest is the contract with the Rust runtime (docs/bundle.md).
 """
 import hashlib
 import json

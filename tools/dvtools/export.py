@@ -1,7 +1,7 @@
 """Per-stage ONNX export with named reuse I/O (opset 17, dynamic batch axis).
 
 Stage k reads `image` (+ `feat_in`, `attn_in` when it reuses) and writes `logits`
-(+ `feat_out`, `attn_out` when a later stage reuses it). Shapes: spec dvt-model.md §10.1.
+(+ `feat_out`, `attn_out` when a later stage reuses it). Shapes: docs/ARCHITECTURE.md, "The model's math".
 """
 import io
 from dataclasses import dataclass

@@ -6,7 +6,7 @@ Shapes come from running the graph once at batch 1 in onnxruntime with every int
 exposed (onnx's static shape inference loses shapes after LayerNormalization / Reshape(-1)).
 
 `fvcore=True` follows fvcore's full default op table as the DVT authors ran it on the official
-PyTorch modules (spec dvt-model.md §7): LayerNorm counts 5 FLOPs per input element, and each
+PyTorch modules (docs/ARCHITECTURE.md, "The model's math"): LayerNorm counts 5 FLOPs per input element, and each
 token-grid resampling (a pair of MatMuls with the constant matrix A in our graphs, nearest
 upsample to 2s + adaptive average pool in the official code) counts like the official
 upsample (one per output element) plus adaptive pool (one per input element).

@@ -1,9 +1,9 @@
-"""FP16 stage graphs for TensorRT strong typing (TRT 11 has no --fp16; spec edge-platform §0, §2.2).
+"""FP16 stage graphs for TensorRT strong typing (TRT 11 has no --fp16; docs/ARCHITECTURE.md, "Platform notes").
 
 `convert(model)` rewrites an FP32 stage graph so that weights and activations are FP16 except
 where FP16 is known to hurt: LayerNormalization, the softmax pattern (`softmax_last` exports
 ReduceMax/Sub/Exp/ReduceSum/Div), the Performer's exp features and normaliser (the nodes of
-`PerformerCore`, scope `/core/`; its exp can reach 1.6e6 > 65504, spec dvt-model §10.6) and the
+`PerformerCore`, scope `/core/`; its exp can reach 1.6e6 > 65504, docs/ARCHITECTURE.md, "The model's math") and the
 attention logits (scale, reused addend, their concatenation into `attn_out`), which later
 stages reuse. Casts are inserted at every precision boundary. Graph inputs and outputs stay
 FP32, so the manifest contract and the runtime are unchanged; a strongly typed TensorRT build

@@ -1,4 +1,4 @@
-"""A generic DVT cascade stage with feature and relationship reuse (spec dvt-model.md §1-§3).
+"""A generic DVT cascade stage with feature and relationship reuse (docs/ARCHITECTURE.md, "The model's math").
 
 Parameter names follow the official code (`feature_resuse_mlp`, `relation_reuse_conv`, ...), so
 the official backbones can reuse these blocks. Every stage returns

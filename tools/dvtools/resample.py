@@ -5,7 +5,7 @@ upsample to 2*s_in followed by adaptive average pooling. Both steps are linear a
 so per axis they collapse into one constant matrix A (s_out x s_in), and on a row-major
 flattened grid the 2-D map is kron(A, A). Building A from plain Python numbers (outside any
 tracing) keeps the exported graph free of Resize/AdaptivePool ops and of batch-dependent
-constants (spec dvt-model.md §10.1-2).
+constants (docs/ARCHITECTURE.md, "The model's math").
 """
 from fractions import Fraction
 from typing import List

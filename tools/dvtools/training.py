@@ -11,7 +11,7 @@ one. Each epoch's batch order and augmentation draw from a generator seeded by (
 a resumed run is the same run as an uninterrupted one.
 
 The data may stay on the CPU as raw pixels (u8 image folders: a quarter of the float size) with
-`prepare` turning each augmented batch into the model's input on `device` (CPU or CUDA).
+`prepare` turning each augmented batch into the model's input on the training device.
 """
 import dataclasses
 import json
@@ -90,14 +90,25 @@ def exit_loss(exit_logits: List[torch.Tensor], y: torch.Tensor, distill: float) 
     return loss
 
 
+def default_device() -> torch.device:
+    """CUDA when PyTorch has a GPU, else the CPU."""
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def _device_of(model) -> torch.device:
+    return next(model.parameters()).device
+
+
 @torch.no_grad()
-def exit_accuracies(model, x, y, logits_of: Callable, batch: int = 500, prepare: Optional[Callable] = None,
-                    device="cpu") -> List[float]:
-    """Top-1 accuracy of every exit of `model` on (x, y) (`prepare`: raw batch -> model input)."""
+def exit_accuracies(model, x, y, logits_of: Callable, batch: int = 500,
+                    prepare: Optional[Callable] = None) -> List[float]:
+    """Top-1 accuracy of every exit of `model` on (x, y) (on the model's device; `prepare`:
+    raw batch -> model input)."""
     model.eval()
+    dev = _device_of(model)
     correct = None
     for i in range(0, len(x), batch):
-        xb = x[i:i + batch].to(device)
+        xb = x[i:i + batch].to(dev)
         logits = logits_of(model(prepare(xb) if prepare else xb))
         c = [int((lg.argmax(1).cpu() == y[i:i + batch]).sum()) for lg in logits]
         correct = c if correct is None else [a + b for a, b in zip(correct, c)]
@@ -127,24 +138,26 @@ class Checkpoints:
         torch.save(state, tmp)
         os.replace(tmp, self.ckpt)  # a kill mid-save leaves the previous checkpoint intact
 
-    def load(self, device="cpu") -> Optional[dict]:
+    def load(self) -> Optional[dict]:
         if not os.path.exists(self.ckpt):
             return None
-        return torch.load(self.ckpt, weights_only=False, map_location=device)
+        return torch.load(self.ckpt, weights_only=False, map_location="cpu")
 
 
 def fit(model, name: str, x, y, recipe: Recipe, work: str, logits_of: Callable, background: float,
-        resume: bool, x_val=None, y_val=None, log=print, device="cpu", prepare: Optional[Callable] = None,
+        resume: bool, x_val=None, y_val=None, log=print, device=None, prepare: Optional[Callable] = None,
         val_batch: int = 500):
-    """Train `model` by `recipe` (resuming from WORK/NAME.ckpt when asked); returns the model in eval mode.
+    """Train `model` by `recipe` (resuming from WORK/NAME.ckpt when asked) on `device` (default:
+    the GPU when there is one); returns the model in eval mode, on the CPU.
 
-    `x` (N, C, H, W) stays where it is; each batch is augmented there, moved to `device` and,
+    `x` (N, C, H, W) stays where it is; each batch is augmented there, moved to the device and,
     with `prepare`, turned into the model's input (e.g. u8 pixels -> normalised floats). Each
     epoch's log entry has the mean loss and the mean of its first and last tenth of steps
     (`loss_first`, `loss_last`: whether one epoch made progress).
     """
     ck = Checkpoints(work, name)
-    model.to(device)
+    dev = torch.device(device) if device is not None else default_device()
+    model.to(dev)
     opt = torch.optim.AdamW(model.parameters(), lr=recipe.lr, weight_decay=recipe.weight_decay)
     steps_per_epoch = len(x) // recipe.batch
     if steps_per_epoch == 0:
@@ -153,14 +166,14 @@ def fit(model, name: str, x, y, recipe: Recipe, work: str, logits_of: Callable, 
     warmup = max(1, int(recipe.warmup_epochs * steps_per_epoch))
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: cosine_with_warmup(s, total, warmup))
     start_epoch, history = 0, []
-    state = ck.load(device)
+    state = ck.load()
     if state is not None:
         if not resume:
             raise SystemExit(f"{ck.ckpt} exists: pass --resume to continue it, or delete it to start over")
         if state["recipe"] != recipe.to_dict():
             raise SystemExit(f"{ck.ckpt} was made with another recipe {state['recipe']}; delete it or match it")
         model.load_state_dict(state["model"])
-        opt.load_state_dict(state["opt"])
+        opt.load_state_dict(state["opt"])  # moves the moments to the parameters' device
         sched.load_state_dict(state["sched"])
         start_epoch, history = state["epoch"], state["history"]
         log(f"[{name}] resuming after epoch {start_epoch}/{recipe.epochs}")
@@ -173,9 +186,10 @@ def fit(model, name: str, x, y, recipe: Recipe, work: str, logits_of: Callable, 
                    unit="step", mininterval=5.0, dynamic_ncols=True) if tqdm else None
         for i in range(steps_per_epoch):
             idx = perm[i * recipe.batch:(i + 1) * recipe.batch]
-            xb = augment(x[idx], recipe, g, background).to(device)
+            # Augmentation draws on the CPU generator, so a run is the same on any device.
+            xb = augment(x[idx], recipe, g, background).to(dev, non_blocking=True)
             xb = prepare(xb) if prepare else xb
-            loss = exit_loss(logits_of(model(xb)), y[idx].to(device), recipe.distill)
+            loss = exit_loss(logits_of(model(xb)), y[idx].to(dev), recipe.distill)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
@@ -193,11 +207,13 @@ def fit(model, name: str, x, y, recipe: Recipe, work: str, logits_of: Callable, 
                  "seconds": time.time() - t0}
         if x_val is not None:
             entry["val_accuracy"] = exit_accuracies(model, x_val, y_val, logits_of, batch=val_batch,
-                                                    prepare=prepare, device=device)
+                                                    prepare=prepare)
+            model.train()
         history.append(entry)
         log(f"[{name}] {json.dumps(entry)}")
         ck.save({"model": model.state_dict(), "opt": opt.state_dict(), "sched": sched.state_dict(),
                  "epoch": epoch + 1, "recipe": recipe.to_dict(), "history": history})
+    model.cpu()
     torch.save(model.state_dict(), ck.final)
     model.eval()
     model.training_history = history

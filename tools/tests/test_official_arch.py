@@ -1,4 +1,4 @@
-"""Official DVT architectures: state_dict keys/shapes/counts (spec dvt-model.md §1-§3, §7, §8.1)
+"""Official DVT architectures: state_dict keys/shapes/counts (docs/ARCHITECTURE.md, "The model's math")
 and the export rewrites (Unfold as Gather, Performer einsums as MatMul) against the originals."""
 import math
 

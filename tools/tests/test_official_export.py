@@ -24,7 +24,7 @@ import export as export_cli  # noqa: E402  (tools/export.py)
 from dvtools import fp16  # noqa: E402
 from dvtools.official import CheckpointError, build, load_checkpoint, make_checkpoint  # noqa: E402
 
-# Spec dvt-model.md §7 (fvcore counting), per-stage GFLOPs.
+# fvcore counting (docs/ARCHITECTURE.md, "The model's math"), per-stage GFLOPs.
 SPEC_GFLOPS = {"t2t_vit_12": (0.4725, 0.9900, 2.0351), "t2t_vit_14": (1.2065, 2.6343, 5.4868),
                "deit_small": (1.1453, 2.5110, 5.1875)}
 

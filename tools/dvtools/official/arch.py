@@ -1,4 +1,4 @@
-"""Backbone configurations and the `build(arch)` factory (spec dvt-model.md §1.2)."""
+"""Backbone configurations and the `build(arch)` factory (docs/ARCHITECTURE.md, "The model's math")."""
 from dataclasses import asdict, dataclass
 from typing import Dict, List
 

@@ -1,4 +1,4 @@
-"""DeiT-small tokenizers of the three DVT stages (spec dvt-model.md §1.3).
+"""DeiT-small tokenizers of the three DVT stages (docs/ARCHITECTURE.md, "The model's math").
 
 Stage 1: patch 32 (7x7); stage 2: patch 23 with padding 3 (10x10, the official code hard-codes
 this padding for any patch size other than 16/32); stage 3: patch 16 (14x14).

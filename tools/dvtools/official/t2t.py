@@ -1,4 +1,4 @@
-"""The T2T-ViT tokens-to-token module, written for export (spec dvt-model.md §1.3, §10.4-6).
+"""The T2T-ViT tokens-to-token module, written for export (docs/ARCHITECTURE.md, "The model's math").
 
 - `Token_performer`'s random feature matrix `w` is a stored, non-trainable parameter: it is
   loaded from the checkpoint and never regenerated (a fresh draw would change the model).
