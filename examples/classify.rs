@@ -31,7 +31,7 @@ fn main() -> Result<()> {
     let (mut correct, mut gflops, mut exits) = (0, 0.0, vec![0usize; dvt.num_stages()]);
     for i in 0..data.len() {
         let answer = dvt.classify_u8_hwc(data.pixels(i..i + 1), 1)?[0];
-        correct += usize::from(answer.class == usize::from(data.labels[i]));
+        correct += usize::from(answer.class == data.labels[i] as usize);
         gflops += answer.gflops;
         exits[answer.exit_stage] += 1;
         if i < 3 {

@@ -4,6 +4,11 @@
 //!
 //! Each stage is fed the reference image and the *reference* upstream outputs, so a mismatch is
 //! pinned to the stage that causes it instead of spreading down the cascade.
+//!
+//! With `--data DIR` ([`check_inputs`]), bundles written by `tools/train.py` are also checked
+//! end to end from their reference image *files*: the runtime decodes and pre-processes them
+//! ([`crate::data::image`]) and must give the pixels torchvision gave the trainer, and the
+//! cascade's answers on them are compared with the stored ones.
 
 use crate::backend::{Backend, BackendError, HostTensor};
 use crate::bundle::{reference, Bundle};
@@ -19,6 +24,12 @@ pub enum CheckError {
     /// The reference files are missing or unreadable.
     #[error("reference tensors: {0}")]
     Reference(String),
+    /// `--data` on a bundle whose references are not made from image files.
+    #[error(
+        "the bundle's reference images do not come from image files (reference.json has no \
+         `files`; bundles written by tools/train.py have them), so --data has nothing to check"
+    )]
+    NoFiles,
     /// A stage input has no stored reference tensor.
     #[error("stage {stage}: no reference tensor '{tensor}' for input '{input}'")]
     MissingInput {
@@ -66,8 +77,121 @@ pub struct CheckReport {
     pub images: usize,
     /// One row per stage output.
     pub rows: Vec<OutputCheck>,
-    /// Every row passed.
+    /// Every row passed (and, with `--data`, the pre-processing check).
     pub passed: bool,
+    /// The pre-processing check of `--data`, when asked for.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub inputs: Option<InputCheck>,
+}
+
+/// Largest pixel difference accepted for a JPEG reference file: the runtime's decoder (the
+/// `image` crate's zune-jpeg) and PIL's libjpeg-turbo round the IDCT and chroma upsampling
+/// differently; measured on real photos after the resize: at most 3 levels
+/// (tools/tests/test_image_preprocess.py). PNG files must match exactly.
+pub const JPEG_PIXEL_TOLERANCE: f32 = 6.0;
+
+/// The reference files through the runtime's own decoding and pre-processing (`--data`).
+#[derive(Debug, Clone, Serialize)]
+pub struct InputCheck {
+    /// Reference files checked.
+    pub files: usize,
+    /// Files whose pixels equal the trainer's bit for bit.
+    pub exact: usize,
+    /// Largest |runtime - trainer| pixel difference, in 8-bit levels.
+    pub max_pixel_diff: f32,
+    /// The file with that difference.
+    pub worst_file: String,
+    /// Fraction of files whose final-stage top-1 class equals the stored one.
+    pub top1_agreement: f64,
+    /// Largest relative error of the final-stage logits against the stored ones.
+    pub logits_rel_err: f32,
+    /// PNG files exact, JPEG files within [`JPEG_PIXEL_TOLERANCE`].
+    pub pass: bool,
+}
+
+#[derive(Deserialize)]
+struct Files {
+    #[serde(default)]
+    files: Vec<String>,
+}
+
+/// Decodes the bundle's reference files from `data_root` as `dvt eval --data` would, compares
+/// the pixels with the stored `raw` ones and runs the cascade (all stages) on them.
+pub fn check_inputs<B: Backend>(
+    backend: &B,
+    bundle: &Bundle,
+    data_root: &std::path::Path,
+) -> Result<InputCheck, CheckError> {
+    let path = bundle.dir().join("reference.json");
+    let text = std::fs::read_to_string(&path)
+        .map_err(|e| CheckError::Reference(format!("{}: {e}", path.display())))?;
+    let files: Files = serde_json::from_str(&text)
+        .map_err(|e| CheckError::Reference(format!("{}: {e}", path.display())))?;
+    if files.files.is_empty() {
+        return Err(CheckError::NoFiles);
+    }
+    let refs = reference::load(bundle.dir()).map_err(CheckError::Reference)?;
+    let spec = &bundle.manifest.model.input;
+    let per = spec.height * spec.width * spec.channels;
+    let raw = refs
+        .get("raw")
+        .ok_or_else(|| CheckError::Reference("no 'raw' tensor".into()))?;
+    let n = files.files.len();
+    if raw.len() != n * per {
+        return Err(CheckError::Reference(format!(
+            "'raw' holds {} values, {n} files of {per} expected",
+            raw.len()
+        )));
+    }
+    let mut pixels = Vec::with_capacity(n * per);
+    let (mut exact, mut worst, mut worst_file, mut pass) = (0, 0f32, String::new(), true);
+    for (i, f) in files.files.iter().enumerate() {
+        let px = crate::data::image::load_for_model(&data_root.join(f), spec)
+            .map_err(|e| CheckError::Reference(e.to_string()))?;
+        let want = &raw.as_slice().expect("contiguous")[i * per..(i + 1) * per];
+        let d = px
+            .iter()
+            .zip(want)
+            .map(|(&a, &b)| (f32::from(a) - b).abs())
+            .fold(0f32, f32::max);
+        exact += usize::from(d == 0.0);
+        let jpeg = !f.to_ascii_lowercase().ends_with(".png");
+        pass &= d == 0.0 || (jpeg && d <= JPEG_PIXEL_TOLERANCE);
+        if d > worst || worst_file.is_empty() {
+            (worst, worst_file) = (d, f.clone());
+        }
+        pixels.extend_from_slice(&px);
+    }
+    let image = crate::data::preprocess::normalize_u8_hwc(&pixels, n, spec)
+        .map_err(|e| CheckError::Reference(e.to_string()))?;
+    let mut upstream: Vec<B::Value> = Vec::new();
+    let mut logits = None;
+    for k in 0..bundle.num_stages() {
+        let spec_k = &bundle.manifest.stages[k];
+        let mut stage = backend.load_stage(bundle, k)?;
+        let mut inputs = vec![backend.upload(image.clone())?];
+        inputs.extend(upstream.iter().cloned());
+        let outputs = backend.run(&mut stage, &inputs[..spec_k.inputs.len()])?;
+        logits = Some(backend.download(&outputs[0])?);
+        upstream = outputs[1..].to_vec();
+    }
+    let last = format!("stage{}.logits", bundle.num_stages());
+    let row = compare(
+        "",
+        "logits",
+        &logits.expect("a stage"),
+        refs.get(&last),
+        f32::INFINITY,
+    );
+    Ok(InputCheck {
+        files: n,
+        exact,
+        max_pixel_diff: worst,
+        worst_file,
+        top1_agreement: row.top1_agreement.unwrap_or(0.0),
+        logits_rel_err: row.rel_err,
+        pass,
+    })
 }
 
 /// Optional per-output bounds the exporter stores in `reference.json` (e.g. an FP16 bundle's
@@ -135,6 +259,7 @@ pub fn check_bundle<B: Backend>(
         images,
         rows,
         passed,
+        inputs: None,
     })
 }
 

@@ -45,7 +45,7 @@ fn demo_steps_the_budget_and_reports_per_step_rows() {
     let correct = local
         .iter()
         .zip(&data.labels)
-        .filter(|(d, l)| d.class == usize::from(**l))
+        .filter(|(d, l)| d.class == **l as usize)
         .count();
     let acc = steps[0]["accuracy"].as_f64().unwrap();
     assert!(

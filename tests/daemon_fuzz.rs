@@ -21,6 +21,8 @@ fn spec() -> InputSpec {
         scale: 255.0,
         mean: vec![0.286],
         std: vec![0.353],
+        resize: None,
+        interpolation: None,
     }
 }
 

@@ -39,7 +39,7 @@ fn python_example_streams_a_folder_of_images() {
     let correct = expected
         .iter()
         .zip(&data.labels)
-        .filter(|(e, l)| e.class == usize::from(**l))
+        .filter(|(e, l)| e.class == **l as usize)
         .count();
     let acc = format!("accuracy {:.1}%", 100.0 * correct as f64 / n as f64);
     assert!(

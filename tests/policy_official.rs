@@ -13,7 +13,7 @@ fn synthetic(n: usize, seed: u64) -> Records {
     let mut r = Records::new(meta, 3);
     let mut rng = Rng::new(seed);
     for _ in 0..n {
-        let label = rng.below(10) as u8;
+        let label = rng.below(10) as u32;
         let top: Vec<(usize, f32)> = (0..3)
             .map(|_| (rng.below(10), rng.uniform() as f32))
             .collect();

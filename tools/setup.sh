@@ -22,6 +22,14 @@ if [ ${#missing[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
 
+# torchvision (Debian's, built for python3-torch): tools/train.py's image transforms and the
+# reference of the pre-processing parity test. Without recommends: they pull ffmpeg's device libs.
+dpkg-query -W -f='${Status}' python3-torchvision 2>/dev/null | grep -q "install ok installed" || {
+  echo "setup: installing python3-torchvision"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends python3-torchvision >/dev/null
+}
+
 command -v cargo >/dev/null || { echo "setup: cargo not found (install Rust >= 1.92 with rustup)"; exit 1; }
 
 # Debian's python3 (the one python3-torch is built for), with onnxruntime and pytest from PyPI.
@@ -38,6 +46,10 @@ ln -sf "$(.venv/bin/python -c 'import glob, os, onnxruntime as o; print(glob.glo
 [ -e .venv/trt-lean/tensorrt_lean_libs/libnvinfer_lean.so.10 ] || \
   .venv/bin/pip install -q --disable-pip-version-check --no-deps --target .venv/trt-lean \
     tensorrt-lean-cu12-libs==10.16.1.11
+# Real photos for the pre-processing parity tests: the 20 ImageNet JPEGs in foolbox's wheel
+# (1.7 MB; only its data files are used, so no dependencies).
+[ -e .venv/foolbox-data/foolbox/data/imagenet_10_541.jpg ] || \
+  .venv/bin/pip install -q --disable-pip-version-check --no-deps --target .venv/foolbox-data foolbox==3.3.4
 echo "setup: ok"
 
 # ---- ROS 2 node (clients/ros2) ----------------------------------------------------------------

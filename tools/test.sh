@@ -27,10 +27,12 @@ DVT_NVINFER="$PWD/.venv/trt-lean/tensorrt_lean_libs/libnvinfer_lean.so.10" \
 cargo clippy --lib --bins --features nvml -- -D warnings
 # Bounded fuzzing of the frame and reply parsers (needs a nightly toolchain).
 if rustup toolchain list 2>/dev/null | grep -q nightly; then tools/fuzz.sh 20; fi
-# The Python tests of the official-model exporter run the built `dvt check-bundle` on the bundles
-# they export (Rust CPU backend vs PyTorch), so the binary is built first.
-cargo build --bin dvt
+# The Python tests of the official-model exporter and of tools/train.py run the built `dvt
+# check-bundle`/`eval`/`calibrate` on the bundles they write (Rust CPU backend vs PyTorch), and
+# the pre-processing parity test runs the `preprocess` example, so both are built first.
+cargo build --bin dvt --example preprocess
 export DVT_BIN="$(cd "${CARGO_TARGET_DIR:-target}" && pwd)/debug/dvt"
+export DVT_PREPROCESS_BIN="$(cd "${CARGO_TARGET_DIR:-target}" && pwd)/debug/examples/preprocess"
 .venv/bin/python -m pytest -q tools/tests
 
 # ---- ROS 2 node (clients/ros2) ----------------------------------------------------------------

@@ -54,7 +54,7 @@ pub struct Runner<'a, B: Backend> {
 pub fn measure_interleaved<B: Backend>(
     runners: &mut [Runner<'_, B>],
     images: &[HostTensor],
-    labels: Option<&[u8]>,
+    labels: Option<&[u32]>,
     warmup: usize,
 ) -> Result<Vec<Measured>, CascadeError> {
     for r in runners.iter_mut() {
@@ -84,7 +84,7 @@ pub fn measure_interleaved<B: Backend>(
                 a.gflops += d.gflops;
                 a.exits[d.exit_stage] += 1;
                 if let Some(l) = labels {
-                    a.correct += usize::from(d.class == usize::from(l[i]));
+                    a.correct += usize::from(d.class == l[i] as usize);
                 }
             }
         }

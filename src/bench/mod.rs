@@ -119,7 +119,7 @@ pub fn cpu_model() -> String {
 
 /// Test images: the first `n` Fashion-MNIST test images when `dir` has them (with labels),
 /// else a deterministic synthetic pattern of the bundle's input size.
-fn bench_images(bundle: &Bundle, dir: &Path, n: usize) -> (Vec<u8>, Option<Vec<u8>>, String) {
+fn bench_images(bundle: &Bundle, dir: &Path, n: usize) -> (Vec<u8>, Option<Vec<u32>>, String) {
     let input = &bundle.manifest.model.input;
     let per = input.height * input.width * input.channels;
     if let Ok(mut data) = Dataset::load(dir, Split::Test) {

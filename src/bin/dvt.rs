@@ -80,7 +80,8 @@ struct EvalArgs {
     /// Use the thresholds of this manifest operating point.
     #[arg(long)]
     point: Option<String>,
-    /// Folder with the Fashion-MNIST IDX files.
+    /// Fashion-MNIST IDX folder, or an image folder: DIR/<class>/*.jpg|png, or DIR/{train,val,test}/<class>/…
+    /// (README "Train on your own images").
     #[arg(long, default_value = fmnist::DEFAULT_DIR)]
     data: PathBuf,
     /// Which images.
@@ -103,6 +104,31 @@ struct EvalArgs {
     /// Print one JSON object instead of tables.
     #[arg(long)]
     json: bool,
+}
+
+/// `split` of the IDX or image folder `path` for `bundle` (notes and skipped files on stderr).
+fn open_data(
+    path: &std::path::Path,
+    split: Split,
+    bundle: &Bundle,
+    limit: Option<usize>,
+    progress: bool,
+) -> Result<Dataset> {
+    let opened = Dataset::open(
+        path,
+        split,
+        &bundle.manifest.model,
+        limit,
+        progress && std::io::stderr().is_terminal(),
+    )
+    .with_context(|| format!("loading {}", path.display()))?;
+    for note in &opened.notes {
+        eprintln!("dvt: {note}");
+    }
+    for e in opened.skipped.iter().skip(1).take(9) {
+        eprintln!("dvt: skipped {e}");
+    }
+    Ok(opened.data)
 }
 
 /// The backend `args` ask for, checked against `bundle`; says on stderr (one line) why when
@@ -176,25 +202,7 @@ fn run_eval(args: EvalArgs) -> Result<()> {
         SplitArg::Test => Split::Test,
         SplitArg::Calibration => Split::Calibration,
     };
-    let mut data = Dataset::load(&args.data, split)
-        .with_context(|| format!("loading Fashion-MNIST from {}", args.data.display()))?;
-    if let Some(n) = args.limit {
-        data.truncate(n);
-    }
-    let input = &bundle.manifest.model.input;
-    anyhow::ensure!(
-        (data.height, data.width, data.channels) == (input.height, input.width, input.channels),
-        "{} holds {}x{}x{} images, but bundle {} takes {}x{}x{}: convert the data for this \
-         bundle with tools/images_to_idx.py",
-        args.data.display(),
-        data.height,
-        data.width,
-        data.channels,
-        args.bundle.display(),
-        input.height,
-        input.width,
-        input.channels
-    );
+    let data = open_data(&args.data, split, &bundle, args.limit, !args.json)?;
     let backend = open_backend(&args.backend, &bundle)?;
     let mut cascade = Cascade::load(backend, &bundle)?;
     let progress = !args.json && std::io::stderr().is_terminal();
@@ -300,7 +308,8 @@ struct CalibrateArgs {
     /// Bundle directory (its manifest.toml is rewritten; ONNX files are untouched).
     #[arg(long, default_value = "engines/fmnist-dvt")]
     bundle: PathBuf,
-    /// Folder with the Fashion-MNIST IDX files.
+    /// Fashion-MNIST IDX folder, or an image folder: DIR/<class>/*.jpg|png, or DIR/{train,val,test}/<class>/…
+    /// (README "Train on your own images").
     #[arg(long, default_value = fmnist::DEFAULT_DIR)]
     data: PathBuf,
     /// Solve from the records saved by an earlier run (no model run).
@@ -361,7 +370,7 @@ mod check_cmd {
     use anyhow::{bail, Context, Result};
     use dvt_edge::backend::BackendArgs;
     use dvt_edge::bundle::Bundle;
-    use dvt_edge::check_bundle::{check_bundle, CheckReport};
+    use dvt_edge::check_bundle::{check_bundle, check_inputs, CheckReport};
     use std::path::PathBuf;
 
     #[derive(clap::Args)]
@@ -372,6 +381,10 @@ mod check_cmd {
         /// references, else 1e-4).
         #[arg(long)]
         pub tolerance: Option<f32>,
+        /// Also decode the reference images' files from this image folder (bundles written by
+        /// tools/train.py) and check the runtime's pre-processing against the trainer's.
+        #[arg(long)]
+        pub data: Option<PathBuf>,
         #[command(flatten)]
         pub backend: BackendArgs,
         /// Print one JSON object instead of a table.
@@ -383,8 +396,14 @@ mod check_cmd {
         let bundle = Bundle::load(&args.dir)
             .with_context(|| format!("loading bundle {}", args.dir.display()))?;
         let backend = super::open_backend(&args.backend, &bundle)?;
-        let report = check_bundle(&backend, &bundle, args.tolerance)
+        let mut report = check_bundle(&backend, &bundle, args.tolerance)
             .with_context(|| format!("checking bundle {}", args.dir.display()))?;
+        if let Some(data) = &args.data {
+            let inputs = check_inputs(&backend, &bundle, data)
+                .with_context(|| format!("checking pre-processing on {}", data.display()))?;
+            report.passed &= inputs.pass;
+            report.inputs = Some(inputs);
+        }
         if args.json {
             println!("{}", serde_json::to_string_pretty(&report)?);
         } else {
@@ -422,6 +441,19 @@ mod check_cmd {
                 row.note
                     .as_deref()
                     .map_or(String::new(), |n| format!(" ({n})"))
+            );
+        }
+        if let Some(i) = &r.inputs {
+            println!(
+                "pre-processing of {} reference files: {} bit-exact, max |pixel diff| {} (in {}), \
+                 final top-1 agreement {:.1}%, logits rel err {:.3e}: {}",
+                i.files,
+                i.exact,
+                i.max_pixel_diff,
+                i.worst_file,
+                100.0 * i.top1_agreement,
+                i.logits_rel_err,
+                if i.pass { "ok" } else { "MISMATCH" }
             );
         }
         let verdict = if r.passed {
@@ -484,13 +516,7 @@ mod policy_cmd {
             std::fs::create_dir_all(dir.join(slot.records_dir()))?;
             let progress = !args.json && std::io::stderr().is_terminal();
             let load = |split| -> Result<Dataset> {
-                let mut d = Dataset::load(&args.data, split).with_context(|| {
-                    format!("loading Fashion-MNIST from {}", args.data.display())
-                })?;
-                if let Some(n) = args.limit {
-                    d.truncate(n);
-                }
-                Ok(d)
+                super::open_data(&args.data, split, &bundle, args.limit, !args.json)
             };
             let data = load(Split::Calibration)?;
             let stage_ms =
@@ -505,7 +531,16 @@ mod policy_cmd {
             )?;
             calib.meta.stage_ms = Some(stage_ms.clone());
             calib.save(&slot.records_path(&dir, "calibration"))?;
-            let heldout = if args.no_heldout {
+            // A folder without test/ tests on val/: recording it twice would compare nothing new.
+            let holdout = bundle.manifest.model.holdout;
+            let same = dvt_edge::data::folder::splits_coincide(&args.data, holdout);
+            if same && !args.no_heldout {
+                eprintln!(
+                    "dvt: {} has no separate test split: comparing on the calibration images",
+                    args.data.display()
+                );
+            }
+            let heldout = if args.no_heldout || same {
                 None
             } else {
                 let test = load(Split::Test)?;

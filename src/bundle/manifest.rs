@@ -45,13 +45,29 @@ pub struct ModelInfo {
     /// Which data the operating points were calibrated on.
     #[serde(default)]
     pub calibration_split: Option<String>,
+    /// How `tools/train.py` split an image folder without `train/`/`val/` sub-folders: the
+    /// held-out images are that folder's calibration and test split (see [`crate::data::folder`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub holdout: Option<Holdout>,
     /// The backend the operating points' `expected_ms` were timed on (`dvt calibrate`), e.g.
     /// "cpu (onnxruntime 1.31.1, 1 threads)": ms and images/s budgets assume its speed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timed_on: Option<String>,
 }
 
-/// Input geometry and normalisation: `x = (pixel / scale - mean[c]) / std[c]`.
+/// The seeded split of a flat image folder: in each class, the `percent`% of files that come
+/// first in sha256(`"{seed}:{class}/{file}"`) order are held out from training.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Holdout {
+    /// Seed mixed into the hash.
+    pub seed: u64,
+    /// Share of each class held out, in percent.
+    pub percent: u32,
+}
+
+/// Input geometry and normalisation: `x = (pixel / scale - mean[c]) / std[c]`, after the
+/// torchvision-style geometry step `Resize(resize)` + `CenterCrop(height, width)` for pictures
+/// of any other size (see [`crate::data::image`]).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct InputSpec {
     /// Image height the stages expect.
@@ -68,6 +84,21 @@ pub struct InputSpec {
     pub mean: Vec<f32>,
     /// Per-channel standard deviation after scaling.
     pub std: Vec<f32>,
+    /// Shorter side a picture is resized to before the centre crop (torchvision
+    /// `Resize(resize)`; e.g. 256 for 224 models); absent: the larger of `height` and `width`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resize: Option<usize>,
+    /// Resampling filter of that resize (PIL's, antialiased); absent: bilinear, torchvision's
+    /// default.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub interpolation: Option<crate::data::image::Interpolation>,
+}
+
+impl InputSpec {
+    /// The shorter side pictures are resized to (`resize`, else `max(height, width)`).
+    pub fn resize_shorter(&self) -> usize {
+        self.resize.unwrap_or(self.height.max(self.width))
+    }
 }
 
 /// One cascade stage.

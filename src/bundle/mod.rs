@@ -14,7 +14,8 @@ mod validate;
 pub use calibration::{Calibration, CalibrationChoice};
 pub use error::BundleError;
 pub use manifest::{
-    Baseline, DType, Dim, InputSpec, Manifest, ModelInfo, OperatingPoint, StageSpec, TensorSpec,
+    Baseline, DType, Dim, Holdout, InputSpec, Manifest, ModelInfo, OperatingPoint, StageSpec,
+    TensorSpec,
 };
 
 use std::path::{Path, PathBuf};

@@ -387,7 +387,7 @@ fn row(
     let n = replies.len().max(1);
     let correct = replies
         .iter()
-        .filter(|(i, r)| r.class == u32::from(data.labels[*i]))
+        .filter(|(i, r)| r.class == data.labels[*i])
         .count();
     let mut exits = vec![0.0; stages];
     for (_, r) in replies {

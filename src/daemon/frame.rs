@@ -1,9 +1,11 @@
 //! A request's pixels to one normalised `[C, H, W]` image of the bundle's input: any size,
-//! u8 or f32, HWC or NCHW, grey/RGB/RGBA in; resized (bilinear) and normalised per the
-//! manifest out.
+//! u8 or f32, HWC or NCHW, grey/RGB/RGBA in; converted, resized and centre-cropped by the
+//! manifest's pre-processing ([`crate::data::image`]: torchvision's `Resize` + `CenterCrop` on
+//! PIL images, the same code `dvt eval` uses for image folders) and normalised out.
 
 use super::protocol::{FrameHeader, Layout, PixelType};
 use crate::bundle::InputSpec;
+use crate::data::image::{self, Picture};
 
 /// Pixels that cannot become the model's input.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -38,11 +40,24 @@ pub enum FrameError {
 /// Largest magnitude accepted for an f32 pixel.
 pub const MAX_F32_PIXEL: f32 = 1e4;
 
+/// NCHW samples to HWC.
+fn to_hwc<T: Copy + Default>(planar: &[T], hw: usize, c: usize) -> Vec<T> {
+    let mut out = vec![T::default(); planar.len()];
+    for ch in 0..c {
+        for i in 0..hw {
+            out[i * c + ch] = planar[ch * hw + i];
+        }
+    }
+    out
+}
+
 /// Converts a frame to the normalised `[C, H, W]` input of `spec` (row-major, C*H*W floats).
 ///
-/// For u8 pixels of the model's own geometry this computes exactly what
-/// [`crate::data::preprocess::normalize_u8_hwc`] computes, so the daemon answers like an
-/// in-process cascade call.
+/// u8 frames take exactly the path of a decoded image file ([`image::to_channels_u8`], then
+/// [`image::fit`] in 8-bit fixed point), so for u8 pixels this computes what `dvt eval` computes
+/// for the same picture, and for pixels of the model's own geometry exactly what
+/// [`crate::data::preprocess::normalize_u8_hwc`] computes. f32 frames use the same filters in
+/// floating point (PIL's mode "F").
 pub fn to_input(h: &FrameHeader, payload: &[u8], spec: &InputSpec) -> Result<Vec<f32>, FrameError> {
     let (hh, ww, cc) = (
         usize::from(h.height),
@@ -57,92 +72,56 @@ pub fn to_input(h: &FrameHeader, payload: &[u8], spec: &InputSpec) -> Result<Vec
         });
     }
     let want = spec.channels;
-    let usable =
-        cc == want || (want == 1 && (cc == 3 || cc == 4)) || (want == 3 && (cc == 1 || cc == 4));
-    if !usable {
+    if !image::channels_usable(cc, want) {
         return Err(FrameError::Channels { got: cc, want });
     }
-    // Pixels in [0, 1] (u8 / scale, f32 as given), HWC.
-    let n = hh * ww * cc;
-    let mut unit = Vec::with_capacity(n);
-    match h.dtype {
-        PixelType::U8 => unit.extend(payload.iter().map(|&p| p as f32 / spec.scale)),
+    let planar = h.layout == Layout::Nchw && cc > 1;
+    let channels_err = |e: image::ChannelError| FrameError::Channels {
+        got: e.got,
+        want: e.want,
+    };
+    // HWC pixels of the model's geometry, as f32 in [0, 1] ready for the mean/std step.
+    let unit: Vec<f32> = match h.dtype {
+        PixelType::U8 => {
+            let data = if planar {
+                to_hwc(payload, hh * ww, cc)
+            } else {
+                payload.to_vec()
+            };
+            let pic = Picture::new(ww, hh, cc, data).expect("length checked above");
+            let pic = image::to_channels_u8(pic, want).map_err(channels_err)?;
+            image::fit(&pic, spec)
+                .data
+                .iter()
+                .map(|&p| p as f32 / spec.scale)
+                .collect()
+        }
         PixelType::F32 => {
+            let mut values = Vec::with_capacity(hh * ww * cc);
             for (index, c) in payload.chunks_exact(4).enumerate() {
                 let value = f32::from_le_bytes([c[0], c[1], c[2], c[3]]);
                 if !value.is_finite() || value.abs() > MAX_F32_PIXEL {
                     return Err(FrameError::NonFinite { index, value });
                 }
-                unit.push(value);
+                values.push(value);
             }
-        }
-    }
-    if h.layout == Layout::Nchw && cc > 1 {
-        let planar = std::mem::take(&mut unit);
-        unit = vec![0.0; n];
-        for c in 0..cc {
-            for i in 0..hh * ww {
-                unit[i * cc + c] = planar[c * hh * ww + i];
+            if planar {
+                values = to_hwc(&values, hh * ww, cc);
             }
+            let pic = Picture::new(ww, hh, cc, values).expect("length checked above");
+            let pic = image::to_channels_f32(pic, want).map_err(channels_err)?;
+            image::fit(&pic, spec).data
         }
-    }
-    // Channels.
-    let unit = if cc == want {
-        unit
-    } else {
-        unit.chunks_exact(cc)
-            .flat_map(|px| {
-                let rgb = if cc == 1 {
-                    [px[0]; 3]
-                } else {
-                    [px[0], px[1], px[2]]
-                };
-                if want == 1 {
-                    vec![0.299 * rgb[0] + 0.587 * rgb[1] + 0.114 * rgb[2]]
-                } else {
-                    rgb.to_vec()
-                }
-            })
-            .collect()
     };
     let (oh, ow) = (spec.height, spec.width);
-    let resized = if (hh, ww) == (oh, ow) {
-        unit
-    } else {
-        resize_bilinear(&unit, hh, ww, want, oh, ow)
-    };
     let mut out = vec![0.0f32; want * oh * ow];
     for c in 0..want {
         let (mean, std) = (spec.mean[c], spec.std[c]);
         for i in 0..oh * ow {
-            out[c * oh * ow + i] = (resized[i * want + c] - mean) / std;
+            out[c * oh * ow + i] = (unit[i * want + c] - mean) / std;
         }
     }
     Ok(out)
-}
-
-/// Bilinear resize of an HWC image (half-pixel centres, edges clamped).
-fn resize_bilinear(src: &[f32], h: usize, w: usize, c: usize, oh: usize, ow: usize) -> Vec<f32> {
-    let mut out = vec![0.0f32; oh * ow * c];
-    let sy = h as f32 / oh as f32;
-    let sx = w as f32 / ow as f32;
-    for y in 0..oh {
-        let fy = ((y as f32 + 0.5) * sy - 0.5).clamp(0.0, (h - 1) as f32);
-        let (y0, ty) = (fy.floor() as usize, fy.fract());
-        let y1 = (y0 + 1).min(h - 1);
-        for x in 0..ow {
-            let fx = ((x as f32 + 0.5) * sx - 0.5).clamp(0.0, (w - 1) as f32);
-            let (x0, tx) = (fx.floor() as usize, fx.fract());
-            let x1 = (x0 + 1).min(w - 1);
-            for ch in 0..c {
-                let p = |yy: usize, xx: usize| src[(yy * w + xx) * c + ch];
-                let top = p(y0, x0) * (1.0 - tx) + p(y0, x1) * tx;
-                let bot = p(y1, x0) * (1.0 - tx) + p(y1, x1) * tx;
-                out[(y * ow + x) * c + ch] = top * (1.0 - ty) + bot * ty;
-            }
-        }
-    }
-    out
 }
 
 #[cfg(test)]
@@ -159,6 +138,8 @@ mod tests {
             scale: 255.0,
             mean: vec![0.286],
             std: vec![0.353],
+            resize: None,
+            interpolation: None,
         }
     }
 
@@ -190,6 +171,19 @@ mod tests {
         let bytes: Vec<u8> = px.iter().flat_map(|v| v.to_le_bytes()).collect();
         let e = to_input(&header(4, 4, 1, PixelType::F32), &bytes, &spec()).unwrap_err();
         assert!(matches!(e, FrameError::NonFinite { index: 5, .. }));
+    }
+
+    #[test]
+    fn a_u8_frame_is_preprocessed_like_an_image_file() {
+        // 12x9 RGB -> luma (PIL), Resize(4) bilinear (9 -> 4, 12 -> int(4 * 12 / 9) = 5),
+        // CenterCrop 4x4: the same u8 pixels as the folder path, then normalised.
+        let px: Vec<u8> = (0..12 * 9 * 3).map(|i| (i * 37 % 256) as u8).collect();
+        let ours = to_input(&header(9, 12, 3, PixelType::U8), &px, &spec()).unwrap();
+        let pic = Picture::new(12, 9, 3, px).unwrap();
+        let grey = image::to_channels_u8(pic, 1).unwrap();
+        let fitted = image::fit(&grey, &spec());
+        let theirs = normalize_u8_hwc(&fitted.data, 1, &spec()).unwrap();
+        assert_eq!(ours, theirs.iter().copied().collect::<Vec<_>>());
     }
 
     #[test]

@@ -1,6 +1,6 @@
-//! Labelled images in IDX files: Fashion-MNIST as shipped by Debian's `dataset-fashion-mnist`
-//! (`[n, H, W]`, gzipped), or any `[n, H, W, C]` u8 IDX pair in the same naming (colour datasets
-//! such as an ImageNet validation subset converted with `tools/images_to_idx.py`).
+//! Labelled images in memory ([`Dataset`]), and the IDX files they come from for Fashion-MNIST
+//! as shipped by Debian's `dataset-fashion-mnist` (`[n, H, W]`, gzipped), or any `[n, H, W, C]`
+//! u8 IDX pair in the same naming. Image folders (JPEG/PNG) are read by [`super::folder`].
 
 use super::idx::{self, IdxError};
 use std::path::{Path, PathBuf};
@@ -30,8 +30,8 @@ pub struct Dataset {
     pub channels: usize,
     /// `len * height * width * channels` pixels.
     pub pixels: Vec<u8>,
-    /// One label per image.
-    pub labels: Vec<u8>,
+    /// One label per image: an index into the bundle's `model.classes`.
+    pub labels: Vec<u32>,
 }
 
 impl Dataset {
@@ -92,7 +92,7 @@ impl Dataset {
             width: w,
             channels: c,
             pixels: images.data,
-            labels: labels.data,
+            labels: labels.data.into_iter().map(u32::from).collect(),
         };
         if split == Split::Calibration {
             if n < CALIBRATION_IMAGES {

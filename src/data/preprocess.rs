@@ -101,6 +101,8 @@ mod tests {
             scale: 255.0,
             mean: vec![0.0, 0.5],
             std: vec![1.0, 0.5],
+            resize: None,
+            interpolation: None,
         };
         // HWC: pixel0 = (255, 0), pixel1 = (0, 255)
         let t = normalize_u8_hwc(&[255, 0, 0, 255], 1, &spec).unwrap();
@@ -121,6 +123,8 @@ mod tests {
             scale: 255.0,
             mean: vec![0.5],
             std: vec![0.5],
+            resize: None,
+            interpolation: None,
         };
         let err = normalize_u8_hwc(&[0u8; 224 * 224 * 3], 1, &spec).unwrap_err();
         assert!(matches!(

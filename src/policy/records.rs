@@ -2,9 +2,10 @@
 //! `dvt calibrate` and stored next to the bundle (`calibration/<split>.rec.gz`), so that
 //! solving, plotting and simulating never run the model again.
 //!
-//! File format (gzip): `DVTREC01`, a little-endian u32 header length, the JSON
+//! File format (gzip): `DVTREC02`, a little-endian u32 header length, the JSON
 //! [`RecordsMeta`], then `images * stages` f32 confidences (image-major), `images * stages`
-//! u8 predicted classes and `images` u8 labels.
+//! u32 predicted classes and `images` u32 labels (all little-endian). `DVTREC01` files (u8
+//! classes and labels, at most 256 classes) still load.
 
 use super::PolicyError;
 use crate::bundle::Manifest;
@@ -14,7 +15,9 @@ use serde::{Deserialize, Serialize};
 use std::io::{Read, Write};
 use std::path::Path;
 
-const MAGIC: &[u8; 8] = b"DVTREC01";
+const MAGIC: &[u8; 8] = b"DVTREC02";
+/// The first format: u8 classes and labels.
+const MAGIC_V1: &[u8; 8] = b"DVTREC01";
 
 /// What the records are, and where they came from.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -87,8 +90,8 @@ pub struct Records {
     pub meta: RecordsMeta,
     stages: usize,
     conf: Vec<f32>,
-    class: Vec<u8>,
-    labels: Vec<u8>,
+    class: Vec<u32>,
+    labels: Vec<u32>,
 }
 
 impl Records {
@@ -104,7 +107,7 @@ impl Records {
     }
 
     /// Adds one image: each stage's (class, confidence) and the true label.
-    pub fn push(&mut self, top1: &[(usize, f32)], label: u8) -> Result<(), PolicyError> {
+    pub fn push(&mut self, top1: &[(usize, f32)], label: u32) -> Result<(), PolicyError> {
         if top1.len() != self.stages {
             return Err(PolicyError::Records(format!(
                 "{} stage results for a {}-stage cascade",
@@ -113,8 +116,8 @@ impl Records {
             )));
         }
         for &(c, p) in top1 {
-            let c = u8::try_from(c)
-                .map_err(|_| PolicyError::Records(format!("class {c} does not fit a byte")))?;
+            let c = u32::try_from(c)
+                .map_err(|_| PolicyError::Records(format!("class {c} does not fit a u32")))?;
             self.class.push(c);
             self.conf.push(p);
         }
@@ -228,15 +231,16 @@ impl Records {
             stages: self.stages,
         })
         .expect("records header always serialises");
-        let mut buf = Vec::with_capacity(16 + header.len() + self.conf.len() * 5);
+        let mut buf = Vec::with_capacity(16 + header.len() + self.conf.len() * 8);
         buf.extend_from_slice(MAGIC);
         buf.extend_from_slice(&(header.len() as u32).to_le_bytes());
         buf.extend_from_slice(&header);
         for c in &self.conf {
             buf.extend_from_slice(&c.to_le_bytes());
         }
-        buf.extend_from_slice(&self.class);
-        buf.extend_from_slice(&self.labels);
+        for v in self.class.iter().chain(&self.labels) {
+            buf.extend_from_slice(&v.to_le_bytes());
+        }
         let file = std::fs::File::create(path).map_err(io)?;
         let mut gz = GzEncoder::new(file, flate2::Compression::best());
         gz.write_all(&buf).map_err(io)?;
@@ -257,9 +261,11 @@ impl Records {
             path: path.to_path_buf(),
             reason: reason.to_string(),
         };
-        if buf.len() < 12 || &buf[..8] != MAGIC {
+        if buf.len() < 12 || (&buf[..8] != MAGIC && &buf[..8] != MAGIC_V1) {
             return Err(bad("not a dvt records file (bad magic)"));
         }
+        // Bytes per class / label: 4 (u32) from format 2 on, 1 (u8) in format 1.
+        let w = if &buf[..8] == MAGIC { 4 } else { 1 };
         let hlen = u32::from_le_bytes(buf[8..12].try_into().expect("4 bytes")) as usize;
         let header: Header = buf
             .get(12..12 + hlen)
@@ -270,23 +276,34 @@ impl Records {
             return Err(bad("zero stages"));
         }
         let body = &buf[12 + hlen..];
-        if body.len() != n * k * 5 + n {
+        let expected = n * k * (4 + w) + n * w;
+        if body.len() != expected {
             return Err(bad(&format!(
-                "{} payload bytes, expected {} for {n} images x {k} stages",
+                "{} payload bytes, expected {expected} for {n} images x {k} stages",
                 body.len(),
-                n * k * 5 + n
             )));
         }
         let conf = body[..n * k * 4]
             .chunks_exact(4)
             .map(|b| f32::from_le_bytes(b.try_into().expect("4 bytes")))
             .collect();
+        let ints = |bytes: &[u8]| -> Vec<u32> {
+            if w == 4 {
+                bytes
+                    .chunks_exact(4)
+                    .map(|b| u32::from_le_bytes(b.try_into().expect("4 bytes")))
+                    .collect()
+            } else {
+                bytes.iter().map(|&b| u32::from(b)).collect()
+            }
+        };
+        let split = n * k * 4 + n * k * w;
         Ok(Self {
             meta: header.meta,
             stages: k,
             conf,
-            class: body[n * k * 4..n * k * 5].to_vec(),
-            labels: body[n * k * 5..].to_vec(),
+            class: ints(&body[n * k * 4..split]),
+            labels: ints(&body[split..]),
         })
     }
 }
@@ -334,5 +351,36 @@ mod tests {
         assert_eq!(s.exit_fractions, vec![0.0, 1.0]);
         std::fs::write(&path, b"junk").unwrap();
         assert!(Records::load(&path).is_err());
+    }
+
+    #[test]
+    fn classes_beyond_a_byte_round_trip_and_format_1_still_loads() {
+        let mut r = Records::new(meta(), 2);
+        r.push(&[(999, 0.9), (300, 0.95)], 300).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("r.rec.gz");
+        r.save(&path).unwrap();
+        let back = Records::load(&path).unwrap();
+        assert!(!back.correct(0, 0) && back.correct(0, 1));
+        // A format-1 file as the bundled Fashion-MNIST records were written.
+        let header = serde_json::to_vec(&Header {
+            meta: meta(),
+            images: 1,
+            stages: 2,
+        })
+        .unwrap();
+        let mut v1 = MAGIC_V1.to_vec();
+        v1.extend_from_slice(&(header.len() as u32).to_le_bytes());
+        v1.extend_from_slice(&header);
+        for c in [0.5f32, 0.75] {
+            v1.extend_from_slice(&c.to_le_bytes());
+        }
+        v1.extend_from_slice(&[3, 4, 4]);
+        let mut gz = GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        gz.write_all(&v1).unwrap();
+        std::fs::write(&path, gz.finish().unwrap()).unwrap();
+        let old = Records::load(&path).unwrap();
+        assert_eq!((old.len(), old.conf(0, 1)), (1, 0.75));
+        assert!(!old.correct(0, 0) && old.correct(0, 1));
     }
 }

@@ -28,7 +28,7 @@ pub fn records(n: usize, seed: u64, difficulty: f64) -> Records {
     let skill = [0.0, 0.9, 1.6];
     for _ in 0..n {
         let z = rng.normal() + difficulty;
-        let label = rng.below(10) as u8;
+        let label = rng.below(10) as u32;
         let top: Vec<(usize, f32)> = skill
             .iter()
             .map(|s| {
@@ -39,7 +39,7 @@ pub fn records(n: usize, seed: u64, difficulty: f64) -> Records {
                 } else {
                     (label + 1) % 10
                 };
-                (usize::from(class), conf as f32)
+                (class as usize, conf as f32)
             })
             .collect();
         r.push(&top, label).unwrap();

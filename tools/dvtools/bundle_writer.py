@@ -69,8 +69,12 @@ def write_manifest(path: str, model: Dict, stages: List[Dict], baselines: List[D
         f.write("\n".join(lines) + "\n")
 
 
-def write_reference(bundle: str, tensors: Dict[str, np.ndarray]):
-    """reference.bin (little-endian f32, concatenated) + reference.json (name, shape, offset)."""
+def write_reference(bundle: str, tensors: Dict[str, np.ndarray], extra: Dict = None):
+    """reference.bin (little-endian f32, concatenated) + reference.json (name, shape, offset).
+
+    `extra` keys join reference.json (tools/train.py: `files`, the images the references were
+    made from, relative to the training folder, for `dvt check-bundle --data`).
+    """
     index, offset = [], 0
     with open(os.path.join(bundle, "reference.bin"), "wb") as f:
         for name, arr in tensors.items():
@@ -79,8 +83,8 @@ def write_reference(bundle: str, tensors: Dict[str, np.ndarray]):
             index.append({"name": name, "shape": list(a.shape), "offset": offset})
             offset += a.size
     with open(os.path.join(bundle, "reference.json"), "w") as f:
-        json.dump({"dtype": "f32", "layout": "little-endian, offsets in elements", "tensors": index},
-                  f, indent=1)
+        json.dump({"dtype": "f32", "layout": "little-endian, offsets in elements", "tensors": index,
+                   **(extra or {})}, f, indent=1)
 
 
 def export_cascade(cascade, bundle: str, image_shape, num_classes) -> List[Dict]:
@@ -136,8 +140,10 @@ def write_fmnist_bundle(models, cfg, meta, x_te, te_img, te_lab, bundle: str):
         "backbone": {**cfg.to_dict(), "feature_reuse_dim": 48, "feature_reuse_hidden": 128},
         "accuracy_split": "Fashion-MNIST t10k (10,000 images)",
         "calibration_split": f"last {meta['calibration_images']} images of Fashion-MNIST train (held out)",
+        # Trained on the 28x28 pictures as they are: other sizes are fitted with Resize(28).
         "input": {"height": 28, "width": 28, "channels": 1, "layout": "NCHW", "scale": 255.0,
-                  "mean": [fmnist_model.MEAN], "std": [fmnist_model.STD]},
+                  "mean": [fmnist_model.MEAN], "std": [fmnist_model.STD], "resize": 28,
+                  "interpolation": "bilinear"},
     }
     write_manifest(os.path.join(bundle, "manifest.toml"), model_table, stages, baselines)
 
@@ -154,3 +160,35 @@ def write_fmnist_bundle(models, cfg, meta, x_te, te_img, te_lab, bundle: str):
             tensors[f"stage{k + 1}.attn_out"] = attn.numpy()
     write_reference(bundle, tensors)
     print(f"bundle written to {bundle}", flush=True)
+
+
+def write_trained_bundle(cascade, bundle: str, model_table: Dict, image_shape, num_classes: int,
+                         reference: Dict[str, np.ndarray], reference_files: List[str], fvcore: bool,
+                         stage_accuracy: List[float] = None) -> List[Dict]:
+    """Bundle of a cascade trained by tools/train.py: per-stage ONNX (checked in onnxruntime),
+    manifest, and reference outputs of real images (`reference` holds `raw` and `image`).
+
+    `fvcore`: count the manifest GFLOPs as the official DVT checkpoints do (official archs).
+    """
+    os.makedirs(bundle, exist_ok=True)
+    cascade = cascade.cpu().eval()
+    stages = export_cascade(cascade, bundle, image_shape, num_classes)
+    if fvcore:
+        cumulative = 0.0
+        for s in stages:
+            s["gflops"] = count_gflops(os.path.join(bundle, s["onnx"]), fvcore=True)
+            cumulative += s["gflops"]
+            s["cumulative_gflops"] = cumulative
+    for s, acc in zip(stages, stage_accuracy or []):
+        s["test_accuracy"] = acc
+    write_manifest(os.path.join(bundle, "manifest.toml"), model_table, stages, [])
+    tensors = dict(reference)
+    with torch.no_grad():
+        outs = cascade(torch.from_numpy(reference["image"]))
+    for k, (logits, feat, attn) in enumerate(outs):
+        tensors[f"stage{k + 1}.logits"] = logits.numpy()
+        if k + 1 < len(outs):
+            tensors[f"stage{k + 1}.feat_out"] = feat.numpy()
+            tensors[f"stage{k + 1}.attn_out"] = attn.numpy()
+    write_reference(bundle, tensors, {"files": reference_files})
+    return stages

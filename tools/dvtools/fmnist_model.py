@@ -30,13 +30,13 @@ def patch_for(grid: int) -> int:
     return 28 // grid
 
 
-def make_stage(cfg: SmallVitConfig, grid: int, upstream_grid=None) -> DvtStage:
+def make_stage(cfg: SmallVitConfig, grid: int, upstream_grid=None, num_classes: int = len(CLASSES)) -> DvtStage:
     return DvtStage(PatchTokenizer(1, cfg.dim, patch_for(grid)), grid, cfg.dim, cfg.depth, cfg.heads,
-                    cfg.mlp_hidden, len(CLASSES), qkv_bias=True, ln_eps=1e-5, upstream_grid=upstream_grid)
+                    cfg.mlp_hidden, num_classes, qkv_bias=True, ln_eps=1e-5, upstream_grid=upstream_grid)
 
 
-def make_cascade(cfg: SmallVitConfig, grids=GRIDS) -> DvtCascade:
-    stages = [make_stage(cfg, g, grids[i - 1] if i > 0 else None) for i, g in enumerate(grids)]
+def make_cascade(cfg: SmallVitConfig, grids=GRIDS, num_classes: int = len(CLASSES)) -> DvtCascade:
+    stages = [make_stage(cfg, g, grids[i - 1] if i > 0 else None, num_classes) for i, g in enumerate(grids)]
     return DvtCascade(stages)
 
 

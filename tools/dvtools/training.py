@@ -9,6 +9,9 @@ the exit rule reads.
 A checkpoint is written after every epoch (atomically); `resume=True` picks up from the last
 one. Each epoch's batch order and augmentation draw from a generator seeded by (seed, epoch), so
 a resumed run is the same run as an uninterrupted one.
+
+The data may stay on the CPU as raw pixels (u8 image folders: a quarter of the float size) with
+`prepare` turning each augmented batch into the model's input on the training device.
 """
 import dataclasses
 import json
@@ -97,13 +100,16 @@ def _device_of(model) -> torch.device:
 
 
 @torch.no_grad()
-def exit_accuracies(model, x, y, logits_of: Callable, batch: int = 500) -> List[float]:
-    """Top-1 accuracy of every exit of `model` on (x, y) (on the model's device)."""
+def exit_accuracies(model, x, y, logits_of: Callable, batch: int = 500,
+                    prepare: Optional[Callable] = None) -> List[float]:
+    """Top-1 accuracy of every exit of `model` on (x, y) (on the model's device; `prepare`:
+    raw batch -> model input)."""
     model.eval()
     dev = _device_of(model)
     correct = None
     for i in range(0, len(x), batch):
-        logits = logits_of(model(x[i:i + batch].to(dev)))
+        xb = x[i:i + batch].to(dev)
+        logits = logits_of(model(prepare(xb) if prepare else xb))
         c = [int((lg.argmax(1).cpu() == y[i:i + batch]).sum()) for lg in logits]
         correct = c if correct is None else [a + b for a, b in zip(correct, c)]
     return [c / len(x) for c in correct]
@@ -139,14 +145,23 @@ class Checkpoints:
 
 
 def fit(model, name: str, x, y, recipe: Recipe, work: str, logits_of: Callable, background: float,
-        resume: bool, x_val=None, y_val=None, log=print):
-    """Train `model` by `recipe` (resuming from WORK/NAME.ckpt when asked) on the GPU when there
-    is one; returns the model in eval mode, on the CPU."""
+        resume: bool, x_val=None, y_val=None, log=print, device=None, prepare: Optional[Callable] = None,
+        val_batch: int = 500):
+    """Train `model` by `recipe` (resuming from WORK/NAME.ckpt when asked) on `device` (default:
+    the GPU when there is one); returns the model in eval mode, on the CPU.
+
+    `x` (N, C, H, W) stays where it is; each batch is augmented there, moved to the device and,
+    with `prepare`, turned into the model's input (e.g. u8 pixels -> normalised floats). Each
+    epoch's log entry has the mean loss and the mean of its first and last tenth of steps
+    (`loss_first`, `loss_last`: whether one epoch made progress).
+    """
     ck = Checkpoints(work, name)
-    dev = default_device()
+    dev = torch.device(device) if device is not None else default_device()
     model.to(dev)
     opt = torch.optim.AdamW(model.parameters(), lr=recipe.lr, weight_decay=recipe.weight_decay)
     steps_per_epoch = len(x) // recipe.batch
+    if steps_per_epoch == 0:
+        raise SystemExit(f"[{name}] {len(x)} training images is less than one batch of {recipe.batch}")
     total = recipe.epochs * steps_per_epoch
     warmup = max(1, int(recipe.warmup_epochs * steps_per_epoch))
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: cosine_with_warmup(s, total, warmup))
@@ -166,28 +181,33 @@ def fit(model, name: str, x, y, recipe: Recipe, work: str, logits_of: Callable, 
         model.train()
         g = torch.Generator().manual_seed(recipe.seed * 1_000_003 + epoch)
         perm = torch.randperm(len(x), generator=g)
-        t0, loss_sum = time.time(), 0.0
+        t0, losses = time.time(), []
         bar = tqdm(total=steps_per_epoch, desc=f"{name} epoch {epoch + 1}/{recipe.epochs}",
                    unit="step", mininterval=5.0, dynamic_ncols=True) if tqdm else None
         for i in range(steps_per_epoch):
             idx = perm[i * recipe.batch:(i + 1) * recipe.batch]
             # Augmentation draws on the CPU generator, so a run is the same on any device.
             xb = augment(x[idx], recipe, g, background).to(dev, non_blocking=True)
+            xb = prepare(xb) if prepare else xb
             loss = exit_loss(logits_of(model(xb)), y[idx].to(dev), recipe.distill)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
             sched.step()
-            loss_sum += loss.item()
+            losses.append(loss.item())
             if bar:
                 bar.update(1)
                 if i % 20 == 0:
                     bar.set_postfix(loss=f"{loss.item():.3f}", lr=f"{sched.get_last_lr()[0]:.2e}")
         if bar:
             bar.close()
-        entry = {"epoch": epoch + 1, "loss": loss_sum / steps_per_epoch, "seconds": time.time() - t0}
+        tenth = max(1, len(losses) // 10)
+        entry = {"epoch": epoch + 1, "loss": sum(losses) / len(losses),
+                 "loss_first": sum(losses[:tenth]) / tenth, "loss_last": sum(losses[-tenth:]) / tenth,
+                 "seconds": time.time() - t0}
         if x_val is not None:
-            entry["val_accuracy"] = exit_accuracies(model, x_val, y_val, logits_of)
+            entry["val_accuracy"] = exit_accuracies(model, x_val, y_val, logits_of, batch=val_batch,
+                                                    prepare=prepare)
             model.train()
         history.append(entry)
         log(f"[{name}] {json.dumps(entry)}")

@@ -21,7 +21,6 @@ REPO = os.path.join(TOOLS, "..")
 sys.path.insert(0, TOOLS)
 
 import export as export_cli  # noqa: E402  (tools/export.py)
-import images_to_idx  # noqa: E402  (tools/images_to_idx.py)
 from dvtools import fp16  # noqa: E402
 from dvtools.official import CheckpointError, build, load_checkpoint, make_checkpoint  # noqa: E402
 
@@ -252,25 +251,25 @@ def test_module_prefix_from_data_parallel_is_accepted(tmp_path, good_state_dict)
 
 
 def test_dvt_eval_runs_an_official_bundle_on_an_image_folder(tmp_path, bundles):
-    """The user path: class folders of images -> IDX (tools/images_to_idx.py) -> `dvt eval`."""
+    """The user path: class folders of photos of any size straight into `dvt eval --data` (the
+    bundle's Resize(256, bicubic) + CenterCrop(224) applied by the runtime)."""
     from PIL import Image
     g = np.random.default_rng(0)
-    for c in ("n01", "n02"):
+    # Folders named after the bundle's classes (an ImageNet bundle exported without names).
+    for c in ("imagenet-001", "imagenet-002"):
         os.makedirs(tmp_path / "val" / c)
         for i, (w, h) in enumerate([(300, 260), (180, 240)]):
             Image.fromarray(g.integers(0, 256, (h, w, 3), dtype=np.uint8)).save(tmp_path / "val" / c / f"{i}.png")
-    (tmp_path / "val" / "n02" / "notes.txt").write_text("not an image")
-    assert images_to_idx.convert(str(tmp_path / "val"), str(tmp_path / "idx"), 224) == 4
-    res = subprocess.run([dvt_binary(), "eval", "--bundle", bundles["t2t_vit_12"], "--data", str(tmp_path / "idx"),
+    (tmp_path / "val" / "imagenet-002" / "notes.txt").write_text("not an image")
+    res = subprocess.run([dvt_binary(), "eval", "--bundle", bundles["t2t_vit_12"], "--data", str(tmp_path / "val"),
                           "--point", "checkpoint-p30", "--threads", "2", "--json"], capture_output=True, text=True)
     assert res.returncode == 0, res.stderr
+    assert "1 file(s) that are not JPEG or PNG ignored" in res.stderr, res.stderr
     r = json.loads(res.stdout)
     assert r["images"] == 4
     assert 0.0 <= r["accuracy"] <= 1.0
     assert sum(r["exit_fractions"]) == pytest.approx(1.0)
     assert r["mean_gflops"] >= 0.47  # at least stage 1 of T2T-ViT-12 (spec §7: 0.473)
-    # The same folder converted at the wrong size is refused with a message, not a crash.
-    images_to_idx.convert(str(tmp_path / "val"), str(tmp_path / "small"), 32)
-    res = subprocess.run([dvt_binary(), "eval", "--bundle", bundles["t2t_vit_12"], "--data", str(tmp_path / "small"),
-                          "--point", "checkpoint-p30"], capture_output=True, text=True)
-    assert res.returncode == 1 and "224x224x3" in res.stderr and "panicked" not in res.stderr, res.stderr
+    with open(os.path.join(bundles["t2t_vit_12"], "manifest.toml"), "rb") as f:
+        inp = tomllib.load(f)["model"]["input"]
+    assert (inp["resize"], inp["interpolation"]) == (256, "bicubic")

@@ -4,6 +4,6 @@
 (docs/ARCHITECTURE.md, "The model's math"), so `load_checkpoint` can load them with strict=True.
 """
 from .arch import ARCHS, OfficialDvt, build
-from .checkpoint import CheckpointError, load_checkpoint, make_checkpoint
+from .checkpoint import CheckpointError, load_backbone, load_checkpoint, make_checkpoint
 
-__all__ = ["ARCHS", "OfficialDvt", "build", "CheckpointError", "load_checkpoint", "make_checkpoint"]
+__all__ = ["ARCHS", "OfficialDvt", "build", "CheckpointError", "load_backbone", "load_checkpoint", "make_checkpoint"]

@@ -50,13 +50,13 @@ OFFICIAL_NAMES = {"t2t_vit_12": "DVT_T2t_vit_12", "t2t_vit_14": "DVT_T2t_vit_14"
                   "deit_small": "DVT_Deit_small"}
 
 
-def make_stage(cfg: Backbone, grid: int, upstream_grid=None) -> DvtStage:
+def make_stage(cfg: Backbone, grid: int, upstream_grid=None, num_classes: int = NUM_CLASSES) -> DvtStage:
     """One stage with the official parameter names."""
     if cfg.family == "t2t":
         tokenizer, name = t2t.T2TModule(grid, cfg.dim), "tokens_to_token"
     else:
         tokenizer, name = deit.patch_embed(grid, cfg.dim), "patch_embed"
-    stage = DvtStage(tokenizer, grid, cfg.dim, cfg.depth, cfg.heads, cfg.mlp_hidden, NUM_CLASSES,
+    stage = DvtStage(tokenizer, grid, cfg.dim, cfg.depth, cfg.heads, cfg.mlp_hidden, num_classes,
                      qkv_bias=cfg.qkv_bias, ln_eps=cfg.ln_eps, upstream_grid=upstream_grid,
                      learned_pos=cfg.family == "deit", tokenizer_name=name)
     if cfg.family == "t2t":
@@ -68,14 +68,15 @@ def make_stage(cfg: Backbone, grid: int, upstream_grid=None) -> DvtStage:
 class OfficialDvt(nn.Module):
     """The three stages under the official attribute names (= state_dict prefixes)."""
 
-    def __init__(self, arch: str):
+    def __init__(self, arch: str, num_classes: int = NUM_CLASSES):
         super().__init__()
         if arch not in ARCHS:
             raise ValueError(f"unknown arch '{arch}' (have: {', '.join(ARCHS)})")
         self.arch = arch
         self.cfg = ARCHS[arch]
+        self.num_classes = num_classes
         for i, (prefix, grid) in enumerate(zip(PREFIXES, GRIDS)):
-            setattr(self, prefix, make_stage(self.cfg, grid, GRIDS[i - 1] if i else None))
+            setattr(self, prefix, make_stage(self.cfg, grid, GRIDS[i - 1] if i else None, num_classes))
 
     @property
     def stages(self) -> List[DvtStage]:
@@ -90,6 +91,6 @@ class OfficialDvt(nn.Module):
         return outs
 
 
-def build(arch: str) -> OfficialDvt:
+def build(arch: str, num_classes: int = NUM_CLASSES) -> OfficialDvt:
     """A randomly initialised official DVT cascade, in eval mode."""
-    return OfficialDvt(arch).eval()
+    return OfficialDvt(arch, num_classes).eval()

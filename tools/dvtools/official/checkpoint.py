@@ -55,14 +55,8 @@ def check_state_dict(model: OfficialDvt, sd, where: str):
             raise CheckpointError(f"{where}: unexpected key '{key}' (not part of {name})")
 
 
-def load_checkpoint(path: str, arch: str):
-    """Load an official checkpoint into a fresh `OfficialDvt(arch)`; returns (model, meta).
-
-    The state_dict is checked key by key first, so a foreign or malformed file gives one error
-    naming the first offending key, then loaded with strict=True.
-    """
-    if arch not in ARCHS:
-        raise CheckpointError(f"unknown arch '{arch}' (have: {', '.join(ARCHS)})")
+def _read_state_dict(path: str):
+    """The `model_state_dict` of a torch.save file (a `module.` prefix stripped), checked to be a dict."""
     try:
         ckpt = torch.load(path, map_location="cpu")
     except Exception as e:  # noqa: BLE001 (pickle/zip errors of every kind end here)
@@ -74,9 +68,42 @@ def load_checkpoint(path: str, arch: str):
     sd = ckpt["model_state_dict"]
     if not isinstance(sd, dict):
         raise CheckpointError(f"{path}: 'model_state_dict' is a {type(sd).__name__}, not a dict")
-    # A DataParallel save would carry `module.`; strip it only when every key has it.
     if sd and all(k.startswith("module.") for k in sd):
         sd = {k[len("module."):]: v for k, v in sd.items()}
+    return ckpt, sd
+
+
+def load_backbone(path: str, arch: str):
+    """For fine-tuning: an official-layout checkpoint with heads of any class count.
+
+    Every key but the three heads' must match `arch` exactly (missing, unexpected or mis-shaped
+    keys are a CheckpointError naming the first one); the heads must agree with each other.
+    Returns (model with the checkpoint's heads, the checkpoint's class count, the whole dict).
+    """
+    if arch not in ARCHS:
+        raise CheckpointError(f"unknown arch '{arch}' (have: {', '.join(ARCHS)})")
+    ckpt, sd = _read_state_dict(path)
+    head = sd.get("less_less_token.head.weight")
+    if not isinstance(head, torch.Tensor) or head.dim() != 2:
+        raise CheckpointError(f"{path}: missing key 'less_less_token.head.weight' "
+                              f"(not a {OFFICIAL_NAMES[arch]} checkpoint?)")
+    classes = int(head.shape[0])
+    model = OfficialDvt(arch, classes)
+    check_state_dict(model, sd, path)
+    model.load_state_dict(sd, strict=True)
+    return model, classes, ckpt
+
+
+def load_checkpoint(path: str, arch: str):
+    """Load an official checkpoint into a fresh `OfficialDvt(arch)`; returns (model, meta).
+
+    The state_dict is checked key by key first, so a foreign or malformed file gives one error
+    naming the first offending key, then loaded with strict=True.
+    """
+    if arch not in ARCHS:
+        raise CheckpointError(f"unknown arch '{arch}' (have: {', '.join(ARCHS)})")
+    # A DataParallel save would carry `module.`; _read_state_dict strips it when every key has it.
+    ckpt, sd = _read_state_dict(path)
     model = OfficialDvt(arch)
     check_state_dict(model, sd, path)
     model.load_state_dict(sd, strict=True)

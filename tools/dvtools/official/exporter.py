@@ -90,8 +90,10 @@ def model_table(model: OfficialDvt, source: str) -> Dict:
                        f"exported by tools/export.py from {source}",
         "classes": CLASSES,
         "backbone": {"arch": model.arch, **cfg.to_dict(), "grids": list(GRIDS)},
+        # inference.py: Resize(int(224 / 0.875), interpolation=3 (bicubic)) + CenterCrop(224).
         "input": {"height": IMAGE_SHAPE[1], "width": IMAGE_SHAPE[2], "channels": IMAGE_SHAPE[0],
-                  "layout": "NCHW", "scale": 255.0, "mean": list(MEAN), "std": list(STD)},
+                  "layout": "NCHW", "scale": 255.0, "mean": list(MEAN), "std": list(STD),
+                  "resize": int(IMAGE_SHAPE[1] / 0.875), "interpolation": "bicubic"},
     }
 
 
