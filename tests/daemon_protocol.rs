@@ -300,37 +300,57 @@ fn sixty_four_connections_at_once() {
 
 #[test]
 fn a_full_queue_answers_busy_never_drops() {
-    let n = 2000;
+    // Several pipelining connections: one frame runs on its reader while the worker is idle
+    // (so a single connection is throttled by its socket rather than answered busy); the others
+    // meet a one-frame queue that is full.
+    let (conns, n) = (4, 1000);
     let data = test_images(1);
     let d = Daemon::start(&["--queue", "1", "--max-batch", "1"]);
-    let (mut tx, mut rx) = d.client().split();
     let px = data.pixels(0..1).to_vec();
-    let sender = std::thread::spawn(move || {
-        for _ in 0..n {
-            tx.send(&Image::u8_hwc(28, 28, 1, &px), 0).unwrap();
-        }
-        tx.finish().unwrap();
-    });
-    let mut seen = HashSet::new();
     let (mut ok, mut busy) = (0, 0);
-    for _ in 0..n {
-        let r = rx.recv().unwrap();
-        assert!(
-            seen.insert(r.request_id),
-            "id {} answered twice",
-            r.request_id
-        );
-        match r.status {
-            Status::Ok => ok += 1,
-            Status::Busy => {
-                assert!(r.text.contains("busy"));
-                busy += 1
-            }
-            s => panic!("unexpected {s:?}: {}", r.text),
+    std::thread::scope(|s| {
+        let handles: Vec<_> = (0..conns)
+            .map(|_| {
+                let (mut tx, mut rx) = d.client().split();
+                let px = px.clone();
+                s.spawn(move || {
+                    let sender = std::thread::spawn(move || {
+                        for _ in 0..n {
+                            tx.send(&Image::u8_hwc(28, 28, 1, &px), 0).unwrap();
+                        }
+                        tx.finish().unwrap();
+                    });
+                    let mut seen = HashSet::new();
+                    let (mut ok, mut busy) = (0, 0);
+                    for _ in 0..n {
+                        let r = rx.recv().unwrap();
+                        assert!(
+                            seen.insert(r.request_id),
+                            "id {} answered twice",
+                            r.request_id
+                        );
+                        match r.status {
+                            Status::Ok => ok += 1,
+                            Status::Busy => {
+                                assert!(r.text.contains("busy"));
+                                busy += 1
+                            }
+                            s => panic!("unexpected {s:?}: {}", r.text),
+                        }
+                    }
+                    sender.join().unwrap();
+                    assert_eq!(seen.len(), n);
+                    (ok, busy)
+                })
+            })
+            .collect();
+        for h in handles {
+            let (o, b) = h.join().unwrap();
+            ok += o;
+            busy += b;
         }
-    }
-    sender.join().unwrap();
-    assert_eq!(seen.len(), n);
+    });
+    assert_eq!(ok + busy, conns * n, "every frame answered");
     assert!(busy > 0 && ok > 0, "ok {ok}, busy {busy}");
     let st = d.ctl(json!({"cmd": "stats"}));
     assert_eq!(st["frames"]["busy"], busy, "{st}");
