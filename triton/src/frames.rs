@@ -79,6 +79,8 @@ mod tests {
             scale: 255.0,
             mean: vec![0.286],
             std: vec![0.353],
+            resize: None,
+            interpolation: None,
         }
     }
 
@@ -92,8 +94,9 @@ mod tests {
     }
 
     #[test]
-    fn a_2x_replicated_frame_resizes_back_exactly() {
-        // Bilinear with half-pixel centres averages two equal pixels: the original, bit for bit.
+    fn a_2x_replicated_frame_resizes_back_close_to_the_original() {
+        // The antialiased (PIL) resize blends neighbours when it halves a frame, so a 2x
+        // replicated frame comes back within one step of this ramp, not bit for bit.
         let small: Vec<u8> = (0..16).map(|i| (i * 13) as u8).collect();
         let mut big = vec![0u8; 64];
         for y in 0..8 {
@@ -104,7 +107,11 @@ mod tests {
         let (mut a, mut b) = (vec![], vec![]);
         append_images(&[1, 4, 4, 1], &small, &spec(), &mut a).unwrap();
         append_images(&[1, 8, 8, 1], &big, &spec(), &mut b).unwrap();
-        assert_eq!(a, b);
+        assert_eq!(a.len(), b.len());
+        let step = 13.0 / 255.0 / 0.353;
+        for (x, y) in a.iter().zip(&b) {
+            assert!((x - y).abs() <= step + 1e-6, "{x} vs {y}");
+        }
     }
 
     #[test]
