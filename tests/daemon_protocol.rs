@@ -99,6 +99,43 @@ fn pipelined_answers_match_the_in_process_cascade() {
 }
 
 #[test]
+fn a_client_that_polls_for_replies_gets_the_same_answers_and_a_blocking_socket_back() {
+    let n = 40;
+    let data = test_images(n);
+    let expected = in_process(&bundle_dir(), &data);
+    let d = Daemon::start(&[]);
+    let mut c = d.client();
+    // Longer than a frame takes (the poll ends with the reply) and shorter (it falls back to
+    // a blocking read): both must give the reply.
+    for (i, spin_us) in (0..n).zip([5_000u64, 1].into_iter().cycle()) {
+        c.set_reply_spin(Duration::from_micros(spin_us));
+        let r = c
+            .classify(&Image::u8_hwc(28, 28, 1, data.pixels(i..i + 1)))
+            .unwrap();
+        assert_eq!(r.status, Status::Ok, "{r:?}");
+        assert_eq!(r.class as usize, expected[i].class, "image {i}");
+        assert_eq!(
+            r.exit_stage as usize,
+            expected[i].exit_stage + 1,
+            "image {i}"
+        );
+    }
+    // A control line waits for its answer with a blocking read: it would fail with
+    // WouldBlock if the poll had left the socket non-blocking.
+    std::thread::sleep(Duration::from_millis(20));
+    let st = c.command(&json!({"cmd": "stats"})).unwrap();
+    assert_eq!(st["frames"]["ok"], n);
+    // The halves of a split client never poll (the sender would see O_NONBLOCK).
+    c.set_reply_spin(Duration::from_millis(5));
+    let (mut tx, mut rx) = c.split();
+    tx.send(&Image::u8_hwc(28, 28, 1, data.pixels(0..1)), 7)
+        .unwrap();
+    tx.flush().unwrap();
+    let r = rx.recv().unwrap();
+    assert_eq!((r.status, r.timestamp_ns), (Status::Ok, 7));
+}
+
+#[test]
 fn batched_answers_agree_with_the_in_process_cascade() {
     let n = 120;
     let data = test_images(n);

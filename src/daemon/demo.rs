@@ -65,6 +65,10 @@ pub struct DemoArgs {
     /// With --bench: max_queue_delay_us settings measured (a daemon started for each).
     #[arg(long, value_delimiter = ',', default_values_t = vec![0u64, 500, 2000])]
     pub queue_delays: Vec<u64>,
+    /// With --bench: the one-at-a-time client polls for its reply this long before sleeping
+    /// ([`Client::set_reply_spin`]; 0 = sleep at once, as every other client does).
+    #[arg(long, default_value_t = 0)]
+    pub reply_spin_us: u64,
     /// Print one JSON object instead of tables.
     #[arg(long)]
     pub json: bool,
@@ -136,6 +140,15 @@ pub struct BenchReport {
     /// That ping-pong's round trip minus the busy time, ms: the transport around a server
     /// that computes as long as the cascade (information, not the goal).
     pub busy_floor_ms: LatencyStats,
+    /// The one-at-a-time client's reply poll (`--reply-spin-us`), us.
+    pub reply_spin_us: u64,
+    /// The client thread's CPU time per socket round trip (`CLOCK_THREAD_CPUTIME_ID`), us: what the
+    /// poll costs; without it, the syscalls and the reply's parsing.
+    pub client_cpu_per_frame_us: Option<f64>,
+    /// The paired overhead's p50 / the busy ping-pong's p50: the daemon path against a bare
+    /// transport whose far end also computes for the cascade's time, so that both clients
+    /// wait (and their CPUs idle) as long.
+    pub paired_over_busy_floor: f64,
     /// Pipelined frames/s through the socket (window frames in flight).
     pub pipelined_fps: f64,
     /// Many clients, dynamic batching, against the in-process batched cascade.
@@ -590,6 +603,17 @@ pub fn run(args: &DemoArgs) -> Result<(), DemoError> {
                 b.paired_over_floor
             );
             println!(
+                "  paired / busy ping-pong       {:.2}x (both clients wait as long)",
+                b.paired_over_busy_floor
+            );
+            if let Some(cpu) = b.client_cpu_per_frame_us {
+                println!(
+                    "  client CPU per round trip     {cpu:.1} us (reply poll {} us; idle cost 0: \
+                     it polls only while a reply is awaited)",
+                    b.reply_spin_us
+                );
+            }
+            println!(
                 "  pipelined through the socket  {:.0} frames/s ({} in flight)",
                 b.pipelined_fps, args.window
             );
@@ -696,15 +720,21 @@ fn bench(
     let (mut local, mut rtt) = (Vec::with_capacity(n), Vec::with_capacity(n));
     let mut paired = Vec::with_capacity(n);
     let mut handoff = Vec::with_capacity(n);
+    c.set_reply_spin(Duration::from_micros(args.reply_spin_us));
+    let mut client_cpu_ns = 0u64;
     for i in 0..n {
         let t0 = Instant::now();
         local_cascade
             .classify_u8_hwc(data.pixels(i..i + 1), 1)
             .map_err(|e| DemoError::Setup(e.to_string()))?;
         local.push(t0.elapsed().as_secs_f64() * 1e3);
+        let cpu0 = thread_cpu_ns();
         let t0 = Instant::now();
         let r = c.classify(&Image::u8_hwc(h, w, ch, data.pixels(i..i + 1)))?;
         let ms = t0.elapsed().as_secs_f64() * 1e3;
+        if let (Some(a), Some(b)) = (cpu0, thread_cpu_ns()) {
+            client_cpu_ns += b.saturating_sub(a);
+        }
         rtt.push(ms);
         paired.push(ms * 1e3 - f64::from(r.compute_us));
         handoff.push(f64::from(r.latency_us.saturating_sub(r.compute_us)));
@@ -737,11 +767,13 @@ fn bench(
     let fl = LatencyStats::from_samples(&mut floor_ms);
     let secs = stream(socket, data, 0, (4 * n).min(data.len()), args.window)?.secs;
     let overhead_paired_us = LatencyStats::from_samples(&mut paired);
+    let busy_floor_ms = LatencyStats::from_samples(&mut busy_floor_ms);
     Ok(BenchReport {
         frames: n,
         floor_ms: fl,
         busy_floor_us: busy_us,
-        busy_floor_ms: LatencyStats::from_samples(&mut busy_floor_ms),
+        paired_over_busy_floor: overhead_paired_us.p50 / (busy_floor_ms.p50 * 1e3).max(1e-9),
+        busy_floor_ms,
         added_over_floor: (s.p50 - l.p50) / fl.p50.max(1e-9),
         added_p50_us: (s.p50 - l.p50) * 1e3,
         added_mean_us: (s.mean - l.mean) * 1e3,
@@ -750,10 +782,23 @@ fn bench(
         overhead_paired_us,
         daemon_handoff_us: LatencyStats::from_samples(&mut handoff),
         socket_rtt_ms: s,
+        reply_spin_us: args.reply_spin_us,
+        client_cpu_per_frame_us: thread_cpu_ns().map(|_| client_cpu_ns as f64 / 1e3 / n as f64),
         pipelined_fps: (4 * n).min(data.len()) as f64 / secs,
         batching: None,
         in_process_fps: n as f64 / (local_total / 1e3),
     })
+}
+
+/// This thread's CPU time so far, ns (`CLOCK_THREAD_CPUTIME_ID`; `None` where it fails).
+fn thread_cpu_ns() -> Option<u64> {
+    let mut t = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime writes one timespec, which `t` is.
+    let rc = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut t) };
+    (rc == 0).then(|| t.tv_sec as u64 * 1_000_000_000 + t.tv_nsec as u64)
 }
 
 /// `clients` connections pipelining `window` frames each through a daemon started with

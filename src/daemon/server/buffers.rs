@@ -126,13 +126,9 @@ fn return_freed_memory() {
 pub fn limit_arenas() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     {
-        extern "C" {
-            fn mallopt(param: i32, value: i32) -> i32;
-        }
-        const M_ARENA_MAX: i32 = -8;
         // SAFETY: mallopt only sets an allocator parameter; called once at start-up.
         unsafe {
-            mallopt(M_ARENA_MAX, 4);
+            libc::mallopt(libc::M_ARENA_MAX, 4);
         }
     }
 }
