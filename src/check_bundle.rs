@@ -11,7 +11,7 @@
 //! cascade's answers on them are compared with the stored ones.
 
 use crate::backend::{Backend, BackendError, HostTensor};
-use crate::bundle::{reference, Bundle};
+use crate::bundle::{reference, wiring, Bundle};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
@@ -234,7 +234,7 @@ pub fn check_bundle<B: Backend>(
             .inputs
             .iter()
             .map(|t| {
-                let key = reference_key_for_input(k, &t.name);
+                let key = wiring::reference_key(k, &t.name);
                 let value = refs.get(&key).ok_or_else(|| CheckError::MissingInput {
                     stage: spec.name.clone(),
                     input: t.name.clone(),
@@ -245,7 +245,7 @@ pub fn check_bundle<B: Backend>(
             .collect::<Result<Vec<_>, CheckError>>()?;
         let outputs = backend.run(&mut stage, &inputs)?;
         for (t, v) in spec.outputs.iter().zip(&outputs) {
-            let key = format!("stage{}.{}", k + 1, t.name);
+            let key = wiring::output_key(k, &t.name);
             let bound = tolerance
                 .or_else(|| stored.get(&key).copied())
                 .unwrap_or(DEFAULT_TOLERANCE);
@@ -261,14 +261,6 @@ pub fn check_bundle<B: Backend>(
         passed,
         inputs: None,
     })
-}
-
-/// `image` -> "image"; `feat_in` of stage k+1 -> "stage{k}.feat_out" (1-based names).
-fn reference_key_for_input(index: usize, input: &str) -> String {
-    match input.strip_suffix("_in") {
-        Some(base) if index > 0 => format!("stage{index}.{base}_out"),
-        _ => input.to_string(),
-    }
 }
 
 fn compare(
@@ -348,9 +340,9 @@ mod tests {
 
     #[test]
     fn input_keys_follow_the_exporter_names() {
-        assert_eq!(reference_key_for_input(0, "image"), "image");
-        assert_eq!(reference_key_for_input(1, "feat_in"), "stage1.feat_out");
-        assert_eq!(reference_key_for_input(2, "attn_in"), "stage2.attn_out");
+        assert_eq!(wiring::reference_key(0, "image"), "image");
+        assert_eq!(wiring::reference_key(1, "feat_in"), "stage1.feat_out");
+        assert_eq!(wiring::reference_key(2, "attn_in"), "stage2.attn_out");
     }
 
     #[test]

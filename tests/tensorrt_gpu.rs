@@ -10,7 +10,7 @@ mod common;
 use dvt_edge::backend::cpu::CpuBackend;
 use dvt_edge::backend::tensorrt::{TrtBackend, TrtOptions};
 use dvt_edge::backend::Backend;
-use dvt_edge::bundle::{reference, Bundle, StageSpec};
+use dvt_edge::bundle::{reference, Bundle, Feed, StageSpec};
 use dvt_edge::engines::{BatchProfile, Precision};
 use std::time::Instant;
 
@@ -20,27 +20,20 @@ fn argmax(row: &[f32]) -> usize {
         .fold(0, |b, (i, v)| if *v > row[b] { i } else { b })
 }
 
-/// The inputs of stage `spec`: the image, or the previous stage's reuse outputs (`*_out` for
-/// `*_in`), kept where the backend holds them.
+/// The inputs of stage `spec`: the image, or the previous stage's reuse outputs (the bundle's
+/// wiring rule), kept where the backend holds them.
 fn stage_inputs<V: Clone>(
     img: &V,
     prev: &[V],
     spec: &StageSpec,
     prev_spec: Option<&StageSpec>,
 ) -> Vec<V> {
-    spec.inputs
-        .iter()
-        .map(|t| match t.name.strip_suffix("_in") {
-            Some(r) => {
-                let p = prev_spec.expect("reuse input on the first stage");
-                prev[p
-                    .outputs
-                    .iter()
-                    .position(|o| o.name == format!("{r}_out"))
-                    .unwrap()]
-                .clone()
-            }
-            None => img.clone(),
+    dvt_edge::bundle::wiring::feeds(spec, prev_spec)
+        .expect("the bundle's stages are wired")
+        .into_iter()
+        .map(|feed| match feed {
+            Feed::Image => img.clone(),
+            Feed::Upstream(o) => prev[o].clone(),
         })
         .collect()
 }

@@ -2,6 +2,7 @@
 //! from the stages before it), and timed runs of one loaded stage on our backend.
 
 use crate::backend::{Backend, BackendError, HostTensor};
+use crate::bundle::wiring::{self, Feed};
 use crate::bundle::{Baseline, Bundle, StageSpec};
 use std::time::Instant;
 
@@ -16,23 +17,20 @@ pub fn cascade_inputs<B: Backend>(
     let mut all = Vec::with_capacity(specs.len());
     let mut prev: Vec<(String, HostTensor)> = Vec::new();
     for (spec, stage) in specs.iter().zip(stages.iter_mut()) {
+        let upstream = all.len().checked_sub(1).map(|p| &specs[p]);
+        let feeds = wiring::feeds(spec, upstream).map_err(|e| BackendError::Run {
+            stage: e.stage.clone(),
+            reason: e.to_string(),
+        })?;
         let inputs = spec
             .inputs
             .iter()
-            .map(|t| {
-                if t.name == "image" {
-                    return Ok((t.name.clone(), images.clone()));
-                }
-                let want = t.name.strip_suffix("_in").map(|s| format!("{s}_out"));
-                prev.iter()
-                    .find(|(n, _)| Some(n) == want.as_ref())
-                    .map(|(_, v)| (t.name.clone(), v.clone()))
-                    .ok_or_else(|| BackendError::Run {
-                        stage: spec.name.clone(),
-                        reason: format!("no upstream output for input '{}'", t.name),
-                    })
+            .zip(feeds)
+            .map(|(t, feed)| match feed {
+                Feed::Image => (t.name.clone(), images.clone()),
+                Feed::Upstream(o) => (t.name.clone(), prev[o].1.clone()),
             })
-            .collect::<Result<Vec<_>, _>>()?;
+            .collect::<Vec<_>>();
         let values = upload_all(backend, &inputs)?;
         let outputs = backend.run(stage, &values)?;
         prev = spec

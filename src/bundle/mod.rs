@@ -10,9 +10,11 @@ mod manifest;
 mod onnx_io;
 pub mod reference;
 mod validate;
+pub mod wiring;
 
 pub use calibration::{Calibration, CalibrationChoice};
 pub use error::BundleError;
+pub use wiring::{Feed, WiringError};
 pub use manifest::{
     Baseline, DType, Dim, Holdout, InputSpec, Manifest, ModelInfo, OperatingPoint, StageSpec,
     TensorSpec,

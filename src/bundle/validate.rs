@@ -2,7 +2,7 @@
 
 use super::manifest::{Dim, StageSpec, TensorSpec};
 use super::onnx_io::{read_graph_io, IoTensor};
-use super::{Bundle, BundleError};
+use super::{wiring, Bundle, BundleError};
 use sha2::{Digest, Sha256};
 use std::path::Path;
 
@@ -97,36 +97,32 @@ fn describe(shape: &[Dim], dtype: Option<super::DType>) -> String {
     format!("[{}] {ty}", dims.join(", "))
 }
 
-/// The reuse inputs of a stage must be exactly the reuse outputs of the stage before it.
+/// Every input of a stage must have a feed ([`super::wiring`]) of the same shape and type, and
+/// the stage must take the image and end in logits.
 fn check_chain(stage: &StageSpec, prev: Option<&StageSpec>) -> Result<(), BundleError> {
     let chain_err = |reason: String| BundleError::Chain {
         stage: stage.name.clone(),
         reason,
     };
-    if stage.input("image").is_none() {
-        return Err(chain_err("has no 'image' input".into()));
+    if stage.input(wiring::IMAGE).is_none() {
+        return Err(chain_err(format!("has no '{}' input", wiring::IMAGE)));
     }
-    if stage.output("logits").is_none() {
-        return Err(chain_err("has no 'logits' output".into()));
+    if stage.output(wiring::LOGITS).is_none() {
+        return Err(chain_err(format!("has no '{}' output", wiring::LOGITS)));
     }
-    for (input, output) in [("feat_in", "feat_out"), ("attn_in", "attn_out")] {
-        let Some(i) = stage.input(input) else {
+    let feeds = wiring::feeds(stage, prev).map_err(|e| chain_err(e.reason))?;
+    for (i, feed) in stage.inputs.iter().zip(feeds) {
+        let (wiring::Feed::Upstream(o), Some(prev)) = (feed, prev) else {
             continue;
         };
-        let Some(prev) = prev else {
-            return Err(chain_err(format!("first stage cannot take '{input}'")));
-        };
-        let Some(o) = prev.output(output) else {
-            return Err(chain_err(format!(
-                "takes '{input}' but {} has no '{output}'",
-                prev.name
-            )));
-        };
+        let o = &prev.outputs[o];
         if i.shape != o.shape || i.dtype != o.dtype {
             return Err(chain_err(format!(
-                "'{input}' is {} but {}'s '{output}' is {}",
+                "'{}' is {} but {}'s '{}' is {}",
+                i.name,
                 describe(&i.shape, Some(i.dtype)),
                 prev.name,
+                o.name,
                 describe(&o.shape, Some(o.dtype))
             )));
         }

@@ -9,17 +9,9 @@ pub use exit_rule::{exits_at, validate_thresholds, ThresholdError};
 pub use softmax::{top1, Top1};
 
 use crate::backend::{Backend, BackendError, HostTensor};
+use crate::bundle::wiring::{self, Feed};
 use crate::bundle::{Bundle, StageSpec};
 use std::time::{Duration, Instant};
-
-/// Where a stage input comes from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Source {
-    /// The normalised image batch.
-    Image,
-    /// Output `index` of the previous stage (`feat_out` for `feat_in`, ...).
-    Upstream(usize),
-}
 
 /// The answer for one image.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -99,7 +91,7 @@ pub struct Cascade<B: Backend> {
     backend: B,
     stages: Vec<B::Stage>,
     specs: Vec<StageSpec>,
-    wiring: Vec<Vec<Source>>,
+    wiring: Vec<Vec<Feed>>,
     logits_index: Vec<usize>,
     image_shape: Vec<usize>,
 }
@@ -108,14 +100,14 @@ impl<B: Backend> Cascade<B> {
     /// Loads every stage of `bundle` on `backend`.
     pub fn load(backend: B, bundle: &Bundle) -> Result<Self, CascadeError> {
         let specs = bundle.manifest.stages.clone();
-        let mut wiring = Vec::with_capacity(specs.len());
+        let mut feeds = Vec::with_capacity(specs.len());
         let mut logits_index = Vec::with_capacity(specs.len());
         for (k, spec) in specs.iter().enumerate() {
-            wiring.push(wire(spec, k.checked_sub(1).map(|p| &specs[p]))?);
+            feeds.push(wire(spec, k.checked_sub(1).map(|p| &specs[p]))?);
             logits_index.push(
                 spec.outputs
                     .iter()
-                    .position(|t| t.name == "logits")
+                    .position(|t| t.name == wiring::LOGITS)
                     .ok_or_else(|| CascadeError::Wiring {
                         stage: spec.name.clone(),
                         input: "logits (output)".into(),
@@ -130,7 +122,7 @@ impl<B: Backend> Cascade<B> {
             backend,
             stages,
             specs,
-            wiring,
+            wiring: feeds,
             logits_index,
             image_shape: vec![input.channels, input.height, input.width],
         })
@@ -197,8 +189,8 @@ impl<B: Backend> Cascade<B> {
             let inputs: Vec<B::Value> = self.wiring[k]
                 .iter()
                 .map(|s| match s {
-                    Source::Image => image.clone(),
-                    Source::Upstream(i) => upstream[*i].clone(),
+                    Feed::Image => image.clone(),
+                    Feed::Upstream(i) => upstream[*i].clone(),
                 })
                 .collect();
             let start = Instant::now();
@@ -253,22 +245,10 @@ impl<B: Backend> Cascade<B> {
     }
 }
 
-/// Maps each input of `spec` to the image or an output of `prev` (`x_in` <- `x_out`).
-fn wire(spec: &StageSpec, prev: Option<&StageSpec>) -> Result<Vec<Source>, CascadeError> {
-    spec.inputs
-        .iter()
-        .map(|t| {
-            if t.name == "image" {
-                return Ok(Source::Image);
-            }
-            let upstream_name = t.name.strip_suffix("_in").map(|s| format!("{s}_out"));
-            prev.zip(upstream_name)
-                .and_then(|(p, u)| p.outputs.iter().position(|o| o.name == u))
-                .map(Source::Upstream)
-                .ok_or_else(|| CascadeError::Wiring {
-                    stage: spec.name.clone(),
-                    input: t.name.clone(),
-                })
-        })
-        .collect()
+/// Maps each input of `spec` to the image or an output of `prev` (the bundle's wiring rule).
+fn wire(spec: &StageSpec, prev: Option<&StageSpec>) -> Result<Vec<Feed>, CascadeError> {
+    wiring::feeds(spec, prev).map_err(|e| CascadeError::Wiring {
+        stage: e.stage,
+        input: e.input,
+    })
 }

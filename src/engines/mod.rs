@@ -9,5 +9,5 @@ pub mod plan;
 pub mod trtexec;
 
 pub use key::{BatchProfile, EngineKey, KeyMismatch, Precision, TrtVersion};
-pub use plan::{check_engine_io, BufferPlan, InputSource, IoMode, IoTensor, PlanError, StagePlan};
+pub use plan::{check_engine_io, IoMode, IoTensor, PlanError};
 pub use trtexec::{trtexec_command, TrtexecJob};

@@ -1,58 +1,11 @@
-//! The GPU buffer plan: one device buffer per stage output, sized for the largest batch, and for
-//! each stage input the buffer that feeds it. Stage k's `feat_out`/`attn_out` buffers are bound
-//! directly as stage k+1's `feat_in`/`attn_in`, so reuse tensors never leave the device.
+//! An engine's I/O against the manifest: a TensorRT engine loaded for a stage must have the
+//! stage's tensors, directions, element types and fixed dimensions.
 
-use crate::bundle::{DType, Dim, Manifest, StageSpec};
+use crate::bundle::{DType, Dim, StageSpec};
 
-/// Where a stage input's data comes from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum InputSource {
-    /// The uploaded frame batch.
-    Image,
-    /// Output `output` of stage `stage`.
-    StageOutput {
-        /// Producing stage.
-        stage: usize,
-        /// Index in that stage's outputs.
-        output: usize,
-    },
-}
-
-/// One stage's buffers.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct StagePlan {
-    /// Stage name.
-    pub name: String,
-    /// Source of each input, in manifest order.
-    pub inputs: Vec<InputSource>,
-    /// Elements of each output buffer at the maximum batch, in manifest order.
-    pub output_elements: Vec<usize>,
-    /// Index of the `logits` output (the only one copied back to the host).
-    pub logits: usize,
-}
-
-/// The plan of the whole cascade.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct BufferPlan {
-    /// Largest batch the buffers hold.
-    pub max_batch: usize,
-    /// Elements of the image buffer at the maximum batch.
-    pub image_elements: usize,
-    /// Per stage.
-    pub stages: Vec<StagePlan>,
-}
-
-/// Why a bundle or an engine does not fit the GPU path.
+/// Why an engine does not fit its stage.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum PlanError {
-    /// The manifest cannot be planned.
-    #[error("stage {stage}: {reason}")]
-    Manifest {
-        /// Stage name.
-        stage: String,
-        /// Why.
-        reason: String,
-    },
     /// An engine's I/O tensors do not match the stage in the manifest.
     #[error("engine for stage {stage} does not match the manifest: {reason}")]
     EngineMismatch {
@@ -83,119 +36,6 @@ pub struct IoTensor {
     pub dtype: Option<DType>,
     /// Dimensions.
     pub dims: Vec<i64>,
-}
-
-impl BufferPlan {
-    /// Plans `manifest` for batches up to `max_batch`.
-    pub fn new(manifest: &Manifest, max_batch: usize) -> Result<Self, PlanError> {
-        let err = |stage: &StageSpec, reason: String| PlanError::Manifest {
-            stage: stage.name.clone(),
-            reason,
-        };
-        if max_batch == 0 {
-            return Err(PlanError::Manifest {
-                stage: "-".into(),
-                reason: "maximum batch must be at least 1".into(),
-            });
-        }
-        let mut image_elements = None;
-        let mut stages: Vec<StagePlan> = Vec::with_capacity(manifest.stages.len());
-        for (k, stage) in manifest.stages.iter().enumerate() {
-            let mut inputs = Vec::with_capacity(stage.inputs.len());
-            for t in &stage.inputs {
-                if t.dtype != DType::F32 {
-                    return Err(err(
-                        stage,
-                        format!("input '{}' is {}, the GPU I/O is f32", t.name, t.dtype),
-                    ));
-                }
-                let elements = t.elements_per_item() * max_batch;
-                if let Some(reused) = t.name.strip_suffix("_in") {
-                    let out_name = format!("{reused}_out");
-                    let prev = k
-                        .checked_sub(1)
-                        .map(|p| &manifest.stages[p])
-                        .ok_or_else(|| {
-                            err(
-                                stage,
-                                format!("first stage cannot take reuse input '{}'", t.name),
-                            )
-                        })?;
-                    let output = prev
-                        .outputs
-                        .iter()
-                        .position(|o| o.name == out_name)
-                        .ok_or_else(|| {
-                            err(
-                                stage,
-                                format!(
-                                    "'{}' needs '{}' from {}, which has none",
-                                    t.name, out_name, prev.name
-                                ),
-                            )
-                        })?;
-                    let produced = prev.outputs[output].elements_per_item() * max_batch;
-                    if produced != elements {
-                        return Err(err(
-                            stage,
-                            format!(
-                                "'{}' holds {elements} values but {}'s '{}' gives {produced}",
-                                t.name, prev.name, out_name
-                            ),
-                        ));
-                    }
-                    inputs.push(InputSource::StageOutput {
-                        stage: k - 1,
-                        output,
-                    });
-                } else {
-                    match image_elements {
-                        None => image_elements = Some(elements),
-                        Some(n) if n != elements => {
-                            return Err(err(
-                                stage,
-                                format!(
-                                    "image input '{}' has {elements} values, stage 1's has {n}",
-                                    t.name
-                                ),
-                            ))
-                        }
-                        Some(_) => {}
-                    }
-                    inputs.push(InputSource::Image);
-                }
-            }
-            let logits = stage
-                .outputs
-                .iter()
-                .position(|o| o.name == "logits")
-                .ok_or_else(|| err(stage, "no 'logits' output".into()))?;
-            stages.push(StagePlan {
-                name: stage.name.clone(),
-                inputs,
-                output_elements: stage
-                    .outputs
-                    .iter()
-                    .map(|o| o.elements_per_item() * max_batch)
-                    .collect(),
-                logits,
-            });
-        }
-        Ok(Self {
-            max_batch,
-            image_elements: image_elements.ok_or(PlanError::Manifest {
-                stage: "-".into(),
-                reason: "no stage takes the image".into(),
-            })?,
-            stages,
-        })
-    }
-
-    /// Total device memory of the plan, in bytes (f32 buffers).
-    pub fn device_bytes(&self) -> usize {
-        let outs: usize = self.stages.iter().flat_map(|s| &s.output_elements).sum();
-        (self.image_elements + outs) * std::mem::size_of::<f32>()
-    }
 }
 
 /// Checks an engine's I/O tensors against the manifest's stage: same names, directions, element

@@ -46,43 +46,28 @@ pub fn json_stdout(out: &std::process::Output) -> serde_json::Value {
     serde_json::from_slice(&out.stdout).expect("stdout is one JSON object")
 }
 
-/// Runs every stage of the bundled cascade on `backend` with the exporter's reference inputs
-/// (the image, and the *reference* upstream outputs, so a mismatch is pinned to its stage) and
-/// asserts each output is within `limit` relative error of PyTorch's.
+/// Runs every stage of the bundled cascade on `backend` with the reference inputs (the image,
+/// and the *reference* upstream outputs, so a mismatch is pinned to its stage), through the
+/// library's `check_bundle`, and asserts each output is within `limit` relative error of
+/// PyTorch's.
 pub fn assert_every_stage_matches_pytorch(
     backend: &dvt_edge::backend::cpu::CpuBackend,
     limit: f32,
 ) {
-    use dvt_edge::backend::Backend;
-    use dvt_edge::bundle::{reference, Bundle};
+    use dvt_edge::bundle::Bundle;
     let bundle = Bundle::load(bundle_dir()).expect("bundled cascade loads");
-    let refs = reference::load(bundle.dir()).expect("reference tensors load");
-    for k in 0..bundle.num_stages() {
-        let spec = &bundle.manifest.stages[k];
-        let mut stage = backend.load_stage(&bundle, k).unwrap();
-        let inputs: Vec<_> = spec
-            .inputs
-            .iter()
-            .map(|t| {
-                let key = match t.name.as_str() {
-                    "image" => "image".to_string(),
-                    other => format!("stage{}.{}_out", k, other.trim_end_matches("_in")),
-                };
-                backend.upload(refs[&key].clone()).unwrap()
-            })
-            .collect();
-        let outputs = backend.run(&mut stage, &inputs).unwrap();
-        assert_eq!(outputs.len(), spec.outputs.len());
-        for (t, v) in spec.outputs.iter().zip(&outputs) {
-            let got = backend.download(v).unwrap();
-            let want = &refs[&format!("stage{}.{}", k + 1, t.name)];
-            let err = rel_err(&got, want);
-            assert!(
-                err < limit,
-                "stage {} {}: relative error {err:e}",
-                k + 1,
-                t.name
-            );
-        }
+    let report = dvt_edge::check_bundle::check_bundle(backend, &bundle, Some(limit))
+        .expect("every stage runs on the reference inputs");
+    let outputs: usize = bundle.manifest.stages.iter().map(|s| s.outputs.len()).sum();
+    assert_eq!(report.rows.len(), outputs);
+    for row in &report.rows {
+        assert!(
+            row.pass && row.rel_err < limit,
+            "{} {}: relative error {:e} ({:?})",
+            row.stage,
+            row.output,
+            row.rel_err,
+            row.note
+        );
     }
 }
