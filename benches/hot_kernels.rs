@@ -6,7 +6,7 @@
 //! dev build: dependencies, tract included, are optimised, this crate at opt-level 1).
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion};
-use dvt_edge::backend::cpu::{CpuBackend, EngineChoice};
+use dvt_edge::backend::cpu::{CpuBackend, CpuRuntime};
 use dvt_edge::backend::Backend;
 use dvt_edge::bundle::Bundle;
 use dvt_edge::cascade::top1;
@@ -60,7 +60,7 @@ fn stage_run(c: &mut Criterion) {
     let image = normalize_u8_hwc(&pixels(1, per), 1, spec).expect("geometry fits");
     // Both engines, side by side in one run; ONNX Runtime only where its library loads.
     let mut engines = vec![("tract", CpuBackend::new(1))];
-    match CpuBackend::with_engine(EngineChoice::Ort, 1) {
+    match CpuBackend::with_runtime(CpuRuntime::Ort, 1) {
         Ok(ort) => engines.push(("onnxruntime", ort)),
         Err(e) => eprintln!("stage1/onnxruntime skipped: {e}"),
     }

@@ -18,11 +18,13 @@ pub mod bench;
 pub mod budget_source;
 pub mod bundle;
 pub mod cascade;
-pub mod check_bundle;
 pub mod client;
 pub mod daemon;
 pub mod data;
-pub mod engines;
+pub mod engine_build;
+/// Old path of [`engine_build`], kept until the files being split elsewhere move over.
+#[doc(hidden)]
+pub use engine_build as engines;
 pub mod eval;
 pub mod policy;
 pub mod triton_repo;
@@ -31,5 +33,5 @@ pub use adaptive::{AdaptiveBatch, AdaptiveCascade, AdaptiveError, AdaptiveOption
 pub use backend::{BackendKind, BackendOptions};
 pub use bundle::Bundle;
 pub use cascade::Decision;
-pub use engines::{BatchProfile, Precision};
+pub use engine_build::{BatchProfile, Precision};
 pub use policy::{Budget, ControllerConfig};

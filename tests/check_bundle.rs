@@ -5,8 +5,8 @@ mod common;
 
 use common::{bundle_dir, copy_dir};
 use dvt_edge::backend::cpu::CpuBackend;
+use dvt_edge::bundle::check::{check_bundle, DEFAULT_TOLERANCE};
 use dvt_edge::bundle::Bundle;
-use dvt_edge::check_bundle::{check_bundle, DEFAULT_TOLERANCE};
 use std::process::Command;
 
 #[test]

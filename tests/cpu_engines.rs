@@ -9,7 +9,7 @@
 mod common;
 
 use common::bundle_dir;
-use dvt_edge::backend::cpu::{CpuBackend, EngineChoice};
+use dvt_edge::backend::cpu::{CpuBackend, CpuRuntime};
 use dvt_edge::backend::{Backend, BackendError};
 use dvt_edge::bundle::Bundle;
 use dvt_edge::cascade::Cascade;
@@ -20,7 +20,7 @@ use std::process::Command;
 /// The ONNX Runtime engine with one thread, or `None` (test skipped) when the library is not
 /// there and `DVT_REQUIRE_ORT` is unset.
 fn ort() -> Option<CpuBackend> {
-    match CpuBackend::with_engine(EngineChoice::Ort, 1) {
+    match CpuBackend::with_runtime(CpuRuntime::Ort, 1) {
         Ok(b) => Some(b),
         Err(e) if std::env::var_os("DVT_REQUIRE_ORT").is_none() => {
             eprintln!("skipped: ONNX Runtime not available: {e}");
@@ -33,7 +33,7 @@ fn ort() -> Option<CpuBackend> {
 #[test]
 fn ort_engine_reproduces_pytorch_on_every_stage() {
     let Some(backend) = ort() else { return };
-    assert_eq!(backend.engine(), "onnxruntime");
+    assert_eq!(backend.runtime(), "onnxruntime");
     assert!(
         backend.name().contains("onnxruntime 1."),
         "{}",

@@ -5,12 +5,12 @@
 mod common;
 
 use dvt_edge::bundle::{Bundle, DType, Dim, Manifest};
-use dvt_edge::engines::build::{
+use dvt_edge::engine_build::build::{
     parse_nvidia_smi, parse_trtexec_version, plan, run_step, source_onnx, BuildError, Target,
 };
-use dvt_edge::engines::cache::{lookup, store_key, CacheError};
-use dvt_edge::engines::trtexec::default_fp32_layers;
-use dvt_edge::engines::{
+use dvt_edge::engine_build::cache::{lookup, store_key, CacheError};
+use dvt_edge::engine_build::trtexec::default_fp32_layers;
+use dvt_edge::engine_build::{
     check_engine_io, trtexec_command, BatchProfile, EngineKey, IoMode, IoTensor, PlanError,
     Precision, TrtVersion, TrtexecJob,
 };
@@ -181,7 +181,7 @@ fn cache_lookup_never_returns_a_stale_engine() {
     let e = lookup(tmp.path(), "stage1", &k).unwrap_err();
     assert!(matches!(e, CacheError::Missing(_)), "{e}");
 
-    let path = dvt_edge::engines::cache::engine_path(tmp.path(), "stage1", &k);
+    let path = dvt_edge::engine_build::cache::engine_path(tmp.path(), "stage1", &k);
     std::fs::create_dir_all(path.parent().unwrap()).unwrap();
     std::fs::write(&path, b"plan bytes").unwrap();
     // No sidecar: unusable.

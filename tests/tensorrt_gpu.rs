@@ -11,7 +11,7 @@ use dvt_edge::backend::cpu::CpuBackend;
 use dvt_edge::backend::tensorrt::{TrtBackend, TrtOptions};
 use dvt_edge::backend::Backend;
 use dvt_edge::bundle::{reference, Bundle, Feed, StageSpec};
-use dvt_edge::engines::{BatchProfile, Precision};
+use dvt_edge::engine_build::{BatchProfile, Precision};
 use std::time::Instant;
 
 fn argmax(row: &[f32]) -> usize {

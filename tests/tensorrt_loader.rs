@@ -10,7 +10,7 @@ use dvt_edge::backend::tensorrt::library::{
 };
 use dvt_edge::backend::tensorrt::{TrtBackend, TrtOptions};
 use dvt_edge::backend::BackendError;
-use dvt_edge::engines::{BatchProfile, Precision};
+use dvt_edge::engine_build::{BatchProfile, Precision};
 
 #[test]
 fn shim_reports_its_header_version() {

@@ -8,10 +8,10 @@
 //! that line instead. Nothing here panics or needs a GPU to decide.
 
 use super::any::AnyBackend;
-use super::cpu::{CpuBackend, EngineChoice};
+use super::cpu::{CpuBackend, CpuRuntime};
 use super::BackendError;
 use crate::bundle::Bundle;
-use crate::engines::{BatchProfile, Precision};
+use crate::engine_build::{BatchProfile, Precision};
 use serde::{Deserialize, Serialize};
 
 /// Which backend to run on.
@@ -48,8 +48,8 @@ pub struct BackendOptions {
     pub precision: Precision,
     /// Batch profile the engines were built with (TensorRT).
     pub batch: BatchProfile,
-    /// The CPU backend's engine.
-    pub engine: EngineChoice,
+    /// The CPU backend's runtime (tract or ONNX Runtime).
+    pub cpu_runtime: CpuRuntime,
     /// CPU threads (0: one per core).
     pub threads: usize,
     /// Whether ONNX Runtime's idle threads spin (lowest latency) or sleep (a daemon).
@@ -63,7 +63,7 @@ impl Default for BackendOptions {
             device: 0,
             precision: Precision::Fp16,
             batch: BatchProfile::DEFAULT,
-            engine: EngineChoice::Auto,
+            cpu_runtime: CpuRuntime::Auto,
             threads: 0,
             spin: true,
         }
@@ -86,9 +86,10 @@ pub struct BackendArgs {
     /// TensorRT batch profile min,opt,max the engines were built with (`dvt build --batch`).
     #[arg(long, value_delimiter = ',', default_values_t = vec![1usize, 1, 32])]
     pub batch_profile: Vec<usize>,
-    /// CPU engine: auto (ONNX Runtime if libonnxruntime loads, else tract), tract, ort.
-    #[arg(long, value_enum, default_value_t = EngineChoice::Auto)]
-    pub engine: EngineChoice,
+    /// CPU runtime: auto (ONNX Runtime if libonnxruntime loads, else tract), tract, ort
+    /// (`--engine`, its old name, still works).
+    #[arg(long = "cpu-runtime", alias = "engine", value_enum, default_value_t = CpuRuntime::Auto)]
+    pub cpu_runtime: CpuRuntime,
     /// CPU threads (default: all cores).
     #[arg(long)]
     pub threads: Option<usize>,
@@ -102,7 +103,7 @@ impl BackendArgs {
             device: self.device,
             precision: self.precision,
             batch: batch_profile(&self.batch_profile)?,
-            engine: self.engine,
+            cpu_runtime: self.cpu_runtime,
             threads: self.threads.unwrap_or(0),
             spin: true,
         })
@@ -171,7 +172,7 @@ fn reason(e: &BackendError) -> String {
 }
 
 fn open_cpu(options: &BackendOptions, why: Option<String>) -> Result<Selected, BackendError> {
-    let cpu = CpuBackend::with_engine_spin(options.engine, options.threads, options.spin)?;
+    let cpu = CpuBackend::with_runtime_spin(options.cpu_runtime, options.threads, options.spin)?;
     Ok(Selected {
         backend: AnyBackend::Cpu(cpu),
         note: why,

@@ -365,12 +365,12 @@ struct SimulateArgs {
     json: bool,
 }
 
-/// `dvt check-bundle`: wiring only, the work is in `dvt_edge::check_bundle`.
+/// `dvt check-bundle`: wiring only, the work is in `dvt_edge::bundle::check`.
 mod check_cmd {
     use anyhow::{bail, Context, Result};
     use dvt_edge::backend::BackendArgs;
+    use dvt_edge::bundle::check::{check_bundle, check_inputs, CheckReport};
     use dvt_edge::bundle::Bundle;
-    use dvt_edge::check_bundle::{check_bundle, check_inputs, CheckReport};
     use std::path::PathBuf;
 
     #[derive(clap::Args)]
@@ -710,11 +710,11 @@ mod policy_cmd {
 }
 
 mod build_cmd {
-    //! `dvt build`: thin wiring over `dvt_edge::engines::build`.
+    //! `dvt build`: thin wiring over `dvt_edge::engine_build::build`.
     use anyhow::{anyhow, Result};
     use dvt_edge::bundle::Bundle;
-    use dvt_edge::engines::build::{detect_target, find_trtexec, plan, run_step};
-    use dvt_edge::engines::{BatchProfile, Precision, TrtVersion};
+    use dvt_edge::engine_build::build::{detect_target, find_trtexec, plan, run_step};
+    use dvt_edge::engine_build::{BatchProfile, Precision, TrtVersion};
     use std::path::PathBuf;
 
     #[derive(Clone, Copy, clap::ValueEnum)]

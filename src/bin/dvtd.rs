@@ -36,9 +36,10 @@ struct Args {
     /// CPU threads (0: all cores).
     #[arg(long)]
     threads: Option<usize>,
-    /// CPU engine: auto (ONNX Runtime if libonnxruntime loads, else tract), tract, ort.
-    #[arg(long, value_enum)]
-    engine: Option<dvt_edge::backend::cpu::EngineChoice>,
+    /// CPU runtime: auto (ONNX Runtime if libonnxruntime loads, else tract), tract, ort
+    /// (`--engine`, its old name, still works).
+    #[arg(long = "cpu-runtime", alias = "engine", value_enum)]
+    cpu_runtime: Option<dvt_edge::backend::cpu::CpuRuntime>,
     /// Queue length before "busy" replies.
     #[arg(long)]
     queue: Option<usize>,
@@ -95,8 +96,8 @@ fn main() -> Result<()> {
     if let Some(v) = a.threads {
         o.push(format!("threads={v}"));
     }
-    if let Some(v) = a.engine {
-        o.push(format!("engine={}", quoted(&v.to_string())));
+    if let Some(v) = a.cpu_runtime {
+        o.push(format!("cpu_runtime={}", quoted(&v.to_string())));
     }
     if let Some(v) = a.queue {
         o.push(format!("queue={v}"));

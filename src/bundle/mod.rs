@@ -5,6 +5,7 @@
 //! naming the stage, the tensor and both shapes.
 
 pub mod calibration;
+pub mod check;
 mod error;
 mod manifest;
 mod onnx_io;
@@ -14,11 +15,11 @@ pub mod wiring;
 
 pub use calibration::{Calibration, CalibrationChoice};
 pub use error::BundleError;
-pub use wiring::{Feed, WiringError};
 pub use manifest::{
     Baseline, DType, Dim, Holdout, InputSpec, Manifest, ModelInfo, OperatingPoint, StageSpec,
     TensorSpec,
 };
+pub use wiring::{Feed, WiringError};
 
 use std::path::{Path, PathBuf};
 

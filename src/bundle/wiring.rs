@@ -46,7 +46,11 @@ pub fn upstream_output(input: &str) -> Option<String> {
 
 /// The feed of every input of `stage`, in manifest order; `prev` is the stage before it.
 pub fn feeds(stage: &StageSpec, prev: Option<&StageSpec>) -> Result<Vec<Feed>, WiringError> {
-    stage.inputs.iter().map(|t| feed(stage, &t.name, prev)).collect()
+    stage
+        .inputs
+        .iter()
+        .map(|t| feed(stage, &t.name, prev))
+        .collect()
 }
 
 fn feed(stage: &StageSpec, input: &str, prev: Option<&StageSpec>) -> Result<Feed, WiringError> {
@@ -71,7 +75,12 @@ fn feed(stage: &StageSpec, input: &str, prev: Option<&StageSpec>) -> Result<Feed
         .iter()
         .position(|o| o.name == output)
         .map(Feed::Upstream)
-        .ok_or_else(|| err(format!("takes '{input}' but {} has no '{output}'", prev.name)))
+        .ok_or_else(|| {
+            err(format!(
+                "takes '{input}' but {} has no '{output}'",
+                prev.name
+            ))
+        })
 }
 
 /// The key under which `reference.bin` stores the data of input `input` of stage number

@@ -1,9 +1,9 @@
 //! `dvtd.toml`: the daemon's settings, every one of which can be overridden on the command
 //! line (`--set section.key=value`, plus shorthand flags).
 
-use crate::backend::cpu::EngineChoice;
+use crate::backend::cpu::CpuRuntime;
 use crate::backend::select::{batch_profile, BackendKind, BackendOptions};
-use crate::engines::Precision;
+use crate::engine_build::Precision;
 use crate::policy::{Budget, ControllerConfig, PowerModel};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
@@ -43,8 +43,10 @@ pub struct Config {
     pub precision: Precision,
     /// TensorRT batch profile [min, opt, max] the engines were built with (`dvt build --batch`).
     pub batch_profile: Vec<usize>,
-    /// CPU engine: auto (ONNX Runtime if its library loads, else tract), tract, ort.
-    pub engine: EngineChoice,
+    /// CPU runtime: auto (ONNX Runtime if its library loads, else tract), tract, ort
+    /// (`engine`, its old name, still works).
+    #[serde(alias = "engine")]
+    pub cpu_runtime: CpuRuntime,
     /// CPU backend threads (0: one per core).
     pub threads: usize,
     /// Frames waiting for the worker before new frames get a "busy" reply.
@@ -139,7 +141,7 @@ impl Default for Config {
             device: 0,
             precision: Precision::Fp16,
             batch_profile: vec![1, 1, 32],
-            engine: EngineChoice::Auto,
+            cpu_runtime: CpuRuntime::Auto,
             threads: 0,
             queue: 64,
             max_batch: 8,
@@ -314,7 +316,7 @@ impl Config {
             precision: self.precision,
             batch: batch_profile(&self.batch_profile)
                 .map_err(|e| ConfigError::Invalid(e.to_string()))?,
-            engine: self.engine,
+            cpu_runtime: self.cpu_runtime,
             threads: self.threads,
             spin: false,
         })
@@ -350,7 +352,12 @@ fn apply_override(table: &mut toml::Table, o: &str) -> Result<(), ConfigError> {
         .ok()
         .and_then(|mut t| t.remove("v"))
         .unwrap_or_else(|| toml::Value::String(raw.trim().to_string()));
-    let parts: Vec<&str> = key.trim().split('.').collect();
+    let mut parts: Vec<&str> = key.trim().split('.').collect();
+    if parts == ["engine"] || parts == ["cpu_runtime"] {
+        // One setting under two names (`engine` is the old one): the override replaces either.
+        table.remove("engine");
+        parts = vec!["cpu_runtime"];
+    }
     let mut t = table;
     for p in &parts[..parts.len() - 1] {
         t = t

@@ -19,6 +19,7 @@ mod server;
 mod signals;
 pub mod worker;
 
+use crate::adaptive::AdaptiveCascade;
 use crate::budget_source::{
     file::FileSource, fixed::StaticSource, jetson::JetsonSource, watch::Watched, BudgetSource,
     Supervisor, Transition,
@@ -37,7 +38,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::sync::mpsc::{self, Sender};
 use std::sync::{Arc, Condvar, Mutex, RwLock};
 use std::time::{Duration, Instant};
-use worker::{Engine, WorkerMsg, WorkerStatus};
+use worker::{WorkerMsg, WorkerStatus};
 
 /// Why the daemon could not start or stop cleanly.
 #[derive(Debug, thiserror::Error)]
@@ -47,7 +48,7 @@ pub enum DaemonError {
     Config(#[from] ConfigError),
     /// The bundle could not be loaded or warmed up, or the backend could not be opened.
     #[error(transparent)]
-    Engine(#[from] crate::adaptive::AdaptiveError),
+    Cascade(#[from] crate::adaptive::AdaptiveError),
     /// The socket could not be bound.
     #[error("socket {path}: {reason}")]
     Socket {
@@ -383,17 +384,17 @@ impl ConfigSource {
     }
 }
 
-fn load_engine(c: &Config) -> Result<Engine, DaemonError> {
+fn load_cascade(c: &Config) -> Result<AdaptiveCascade, DaemonError> {
     let options = crate::adaptive::AdaptiveOptions {
         backend: c.backend_options()?,
         max_batch: c.max_batch,
         controller: c.controller_config()?,
     };
-    let engine = Engine::load(&c.bundle, &options)?;
-    for w in engine.warnings() {
+    let cascade = AdaptiveCascade::load(&c.bundle, &options)?;
+    for w in cascade.warnings() {
         log(Level::Warn, w.clone());
     }
-    let b = engine.backend();
+    let b = cascade.backend();
     log(
         Level::Info,
         format!(
@@ -404,7 +405,7 @@ fn load_engine(c: &Config) -> Result<Engine, DaemonError> {
             b.stage_files.join(", ")
         ),
     );
-    Ok(engine)
+    Ok(cascade)
 }
 
 /// Builds the supervised budget source of `c`.
@@ -549,7 +550,7 @@ pub fn run(source: ConfigSource) -> Result<(), DaemonError> {
     let first = config.clone();
     let worker = spawn("dvtd-worker", move || {
         let t0 = Instant::now();
-        let engine = match load_engine(&first) {
+        let cascade = match load_cascade(&first) {
             Ok(e) => e,
             Err(e) => {
                 let _ = init_tx.send(Err(e));
@@ -560,16 +561,16 @@ pub fn run(source: ConfigSource) -> Result<(), DaemonError> {
             Level::Info,
             format!(
                 "loaded {} ({} stages) from {} and warmed up in {:.0} ms",
-                engine.name(),
-                engine.num_stages(),
+                cascade.name(),
+                cascade.num_stages(),
                 first.bundle.display(),
                 t0.elapsed().as_secs_f64() * 1e3
             ),
         );
-        let _ = init_tx.send(Ok(engine.input().clone()));
+        let _ = init_tx.send(Ok(cascade.input().clone()));
         // Gone when the start-up fails after the load (socket in use...): nothing to serve.
         if let Ok((jobs_rx, msgs_rx, sh)) = start_rx.recv() {
-            let serving = Arc::new(Mutex::new(worker::Serving::new(engine)));
+            let serving = Arc::new(Mutex::new(worker::Serving::new(cascade)));
             let _ = sh.serving.set(serving.clone());
             worker::run(serving, jobs_rx, msgs_rx, sh, batching)
         }
@@ -743,26 +744,26 @@ fn reload(
             }
         }
         let t0 = Instant::now();
-        let engine = load_engine(&Config {
+        let cascade = load_cascade(&Config {
             max_batch: config.max_batch,
             ..new.clone()
         })
         .map_err(|e| e.to_string())?;
         let msg = format!(
             "{} ({} stages) from {} on {} in {:.0} ms",
-            engine.name(),
-            engine.num_stages(),
+            cascade.name(),
+            cascade.num_stages(),
             new.bundle.display(),
-            engine.backend().name,
+            cascade.backend().name,
             t0.elapsed().as_secs_f64() * 1e3
         );
-        let input = engine.input().clone();
+        let input = cascade.input().clone();
         let (ack_tx, ack) = mpsc::channel();
         worker
             .ok_or("the worker is stopping")?
-            .send(WorkerMsg::Swap(Box::new(engine), ack_tx))
+            .send(WorkerMsg::Swap(Box::new(cascade), ack_tx))
             .map_err(|_| "the worker is gone".to_string())?;
-        // New frames are prepared for the new input once the worker runs the new engine.
+        // New frames are prepared for the new input once the worker runs the new cascade.
         ack.recv().map_err(|_| "the worker is gone".to_string())?;
         *shared.input.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(input);
         *shared

@@ -1,6 +1,6 @@
 //! The inference worker: one thread per backend context, fed by a bounded queue. It runs up to
 //! `max_batch` queued frames per cascade call with thresholds from the budget controller, and
-//! takes a new engine (reload) between calls, so no frame is dropped by a swap.
+//! takes a new cascade (reload) between calls, so no frame is dropped by a swap.
 
 use super::log::{log, Level};
 use super::metrics::MAX_STAGES;
@@ -47,14 +47,11 @@ pub enum WorkerMsg {
     Swap(Box<AdaptiveCascade>, Sender<()>),
 }
 
-/// The daemon's cascade.
-pub type Engine = AdaptiveCascade;
-
 /// The cascade and what serving it remembers, shared by the worker and the connection readers:
 /// when the worker is idle and nothing is queued, a reader runs its frame to completion itself
 /// (no hand-off to the worker and back: each thread wake-up costs tens of microseconds).
 pub struct Serving {
-    engine: Engine,
+    cascade: AdaptiveCascade,
     seen_gen: u64,
     thresholds: Vec<f32>,
     frames: u64,
@@ -65,9 +62,9 @@ pub type SharedServing = Arc<Mutex<Serving>>;
 
 impl Serving {
     /// Wraps a loaded cascade.
-    pub fn new(engine: Engine) -> Self {
+    pub fn new(cascade: AdaptiveCascade) -> Self {
         Self {
-            engine,
+            cascade,
             seen_gen: u64::MAX,
             thresholds: Vec::new(),
             frames: 0,
@@ -77,7 +74,7 @@ impl Serving {
     /// Whether any thread may run the cascade: the CPU backend's can; a TensorRT engine stays
     /// on the worker thread that created its CUDA context.
     pub fn runs_on_any_thread(&self) -> bool {
-        self.engine.backend().kind == "cpu"
+        self.cascade.backend().kind == "cpu"
     }
 
     /// Runs `batch` (applying a budget changed since the last batch) and returns each frame's
@@ -88,17 +85,17 @@ impl Serving {
         let gen = shared.budget_generation();
         if gen != self.seen_gen {
             self.seen_gen = gen;
-            self.engine.set_budget(shared.effective_budget());
+            self.cascade.set_budget(shared.effective_budget());
         }
-        let (thresholds, replies) = run_batch(&mut self.engine, batch, shared);
+        let (thresholds, replies) = run_batch(&mut self.cascade, batch, shared);
         if let Some(t) = thresholds {
             self.thresholds = t;
         }
         replies
     }
 
-    fn swap(&mut self, engine: Engine) {
-        self.engine = engine;
+    fn swap(&mut self, cascade: AdaptiveCascade) {
+        self.cascade = cascade;
         self.seen_gen = u64::MAX; // re-apply the budget to the new controller
     }
 }
@@ -184,13 +181,13 @@ pub fn run(
     let mut frames_at_status = 0u64;
     {
         let s = lock(&serving);
-        publish(&shared, &s.engine, &s.thresholds, 0.0);
+        publish(&shared, &s.cascade, &s.thresholds, 0.0);
     }
     loop {
         while let Ok(WorkerMsg::Swap(new, ack)) = msgs.try_recv() {
             let mut s = lock(&serving);
             s.swap(*new);
-            publish(&shared, &s.engine, &s.thresholds, 0.0);
+            publish(&shared, &s.cascade, &s.thresholds, 0.0);
             drop(s);
             let _ = ack.send(());
         }
@@ -218,21 +215,21 @@ pub fn run(
         if dt >= Duration::from_millis(250) {
             let s = lock(&serving);
             let fps = (s.frames - frames_at_status) as f64 / dt.as_secs_f64();
-            publish(&shared, &s.engine, &s.thresholds, fps);
+            publish(&shared, &s.cascade, &s.thresholds, fps);
             frames_at_status = s.frames;
             last_status = Instant::now();
         }
     }
     let s = lock(&serving);
-    publish(&shared, &s.engine, &s.thresholds, 0.0);
+    publish(&shared, &s.cascade, &s.thresholds, 0.0);
     log(Level::Debug, "worker: queue drained, exiting");
 }
 
-fn publish(shared: &Shared, engine: &Engine, thresholds: &[f32], fps: f64) {
-    let info = engine.backend();
+fn publish(shared: &Shared, cascade: &AdaptiveCascade, thresholds: &[f32], fps: f64) {
+    let info = cascade.backend();
     let st = WorkerStatus {
-        model: engine.name().to_string(),
-        bundle: engine.dir().display().to_string(),
+        model: cascade.name().to_string(),
+        bundle: cascade.dir().display().to_string(),
         backend: format!(
             "{}{}{}",
             info.name,
@@ -246,8 +243,8 @@ fn publish(shared: &Shared, engine: &Engine, thresholds: &[f32], fps: f64) {
                 .map_or(String::new(), |why| format!(" ({why})"))
         ),
         backend_info: Some(info.clone()),
-        stages: engine.num_stages(),
-        controller: Some(engine.state()),
+        stages: cascade.num_stages(),
+        controller: Some(cascade.state()),
         thresholds: thresholds.to_vec(),
         fps,
     };
@@ -259,9 +256,13 @@ type Replies = Vec<(Sender<Outgoing>, Reply)>;
 
 /// Runs one batch and answers every job; returns the thresholds it ran with (None when no
 /// frame reached the cascade) and the replies.
-fn run_batch(engine: &mut Engine, batch: Vec<Job>, shared: &Shared) -> (Option<Vec<f32>>, Replies) {
+fn run_batch(
+    cascade: &mut AdaptiveCascade,
+    batch: Vec<Job>,
+    shared: &Shared,
+) -> (Option<Vec<f32>>, Replies) {
     let mut out: Replies = Vec::with_capacity(batch.len());
-    let input = engine.input();
+    let input = cascade.input();
     let shape = [input.channels, input.height, input.width];
     let (good, stale): (Vec<Job>, Vec<Job>) = batch.into_iter().partition(|j| j.shape == shape);
     for j in stale {
@@ -293,7 +294,7 @@ fn run_batch(engine: &mut Engine, batch: Vec<Job>, shared: &Shared) -> (Option<V
     let tensor = Array4::from_shape_vec((n, shape[0], shape[1], shape[2]), data)
         .expect("every image has the input's shape")
         .into_dyn();
-    let result = engine.classify_batch(tensor, shared.power_watts());
+    let result = cascade.classify_batch(tensor, shared.power_watts());
     let m = &shared.metrics;
     match result {
         Ok(batch) => {
@@ -307,7 +308,7 @@ fn run_batch(engine: &mut Engine, batch: Vec<Job>, shared: &Shared) -> (Option<V
             // average): updated before the replies, so a client that saw its answer sees it.
             {
                 let mut st = shared.status.lock().unwrap_or_else(|e| e.into_inner());
-                st.controller = Some(engine.state());
+                st.controller = Some(cascade.state());
                 st.thresholds = batch.thresholds.clone();
             }
             for (j, d) in good.into_iter().zip(r.decisions) {
@@ -326,7 +327,7 @@ fn run_batch(engine: &mut Engine, batch: Vec<Job>, shared: &Shared) -> (Option<V
                     latency_us: latency.min(u64::from(u32::MAX)) as u32,
                     compute_us,
                     timestamp_ns: j.timestamp_ns,
-                    text: engine.label(d.class).to_string(),
+                    text: cascade.label(d.class).to_string(),
                 };
                 out.push((j.reply, reply));
             }

@@ -23,7 +23,7 @@
 //! - **bumpless budget changes**: on a new budget the filters are moved to the new command's
 //!   prediction (keeping `d`), so the old budget's error is not integrated into the new one.
 
-use super::budget::{mix_on_chain, Budget, Metric, OperatingTable};
+use super::operating_table::{mix_on_chain, Budget, Metric, OperatingTable};
 use super::rng::Rng;
 use serde::Serialize;
 

@@ -5,13 +5,13 @@
 //! caller wants covered, e.g. the official table), the images that reach the last non-final
 //! stage are sorted by its confidence and every distinct threshold there is tried (one walk,
 //! prefix sums). The table is the upper concave hull of all candidates: with per-frame
-//! randomised mixing of two neighbouring points (see [`super::budget`]) any point on a hull
+//! randomised mixing of two neighbouring points (see [`super::operating_table`]) any point on a hull
 //! edge is reachable, and a point under the hull is never worth using. So on the solving
 //! data the frontier is at least as accurate as every candidate (the official points
 //! included) at every budget.
 
-use super::budget::Metric;
 use super::official::NEVER;
+use super::operating_table::Metric;
 use super::records::{Records, StageCosts};
 
 /// Solver settings.

@@ -7,25 +7,29 @@
 //!   the baseline.
 //! - [`frontier`] - our solver, the accuracy-vs-expected-cost Pareto frontier (upper concave
 //!   hull) over threshold vectors.
-//! - [`budget`] - a budget -> the most accurate mix of two neighbouring points that fits.
+//! - [`operating_table`] - the calibrated operating points, and for a budget the most accurate
+//!   mix of two neighbouring points that fits.
 //! - [`controller`] - the closed loop (adaptive feedforward on a drift ratio, optional integral
 //!   trim, anti-windup) for budgets the table cannot predict, above all watts.
 //! - [`simulate`] - replays recorded confidences against budget traces.
 //! - [`calibrate`] - runs the cascade over a labelled split and produces all of the above.
 //! - [`plot`] - `accuracy_vs_cost.svg`.
 
-pub mod budget;
 pub mod calibrate;
 pub mod controller;
 pub mod frontier;
 pub mod official;
+pub mod operating_table;
 pub mod plot;
 pub mod records;
 mod rng;
 pub mod simulate;
 
-pub use budget::{Budget, Metric, Mix, OperatingTable};
 pub use controller::{Controller, ControllerConfig, ControllerState, PowerModel};
+/// Old path of [`operating_table`], kept until the files being split elsewhere move over.
+#[doc(hidden)]
+pub use operating_table as budget;
+pub use operating_table::{Budget, Metric, Mix, OperatingTable};
 pub use records::{Records, RecordsMeta, StageCosts};
 pub use rng::Rng;
 

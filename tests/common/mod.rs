@@ -56,7 +56,7 @@ pub fn assert_every_stage_matches_pytorch(
 ) {
     use dvt_edge::bundle::Bundle;
     let bundle = Bundle::load(bundle_dir()).expect("bundled cascade loads");
-    let report = dvt_edge::check_bundle::check_bundle(backend, &bundle, Some(limit))
+    let report = dvt_edge::bundle::check::check_bundle(backend, &bundle, Some(limit))
         .expect("every stage runs on the reference inputs");
     let outputs: usize = bundle.manifest.stages.iter().map(|s| s.outputs.len()).sum();
     assert_eq!(report.rows.len(), outputs);

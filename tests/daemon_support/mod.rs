@@ -1,7 +1,7 @@
 //! Starts the real `dvtd` binary on a socket in a temp dir and talks to it.
 #![allow(dead_code)]
 
-use dvt_edge::backend::cpu::{CpuBackend, EngineChoice};
+use dvt_edge::backend::cpu::{CpuBackend, CpuRuntime};
 use dvt_edge::bundle::Bundle;
 use dvt_edge::cascade::{Cascade, Decision};
 use dvt_edge::client::Client;
@@ -32,7 +32,7 @@ pub fn in_process(bundle: &Path, data: &Dataset) -> Vec<Decision> {
     let table = OperatingTable::from_manifest(&b.manifest).unwrap();
     let thresholds = Controller::new(table, ControllerConfig::default()).thresholds();
     // The engine dvtd picks by default (auto), so both sides compute the same floats.
-    let backend = CpuBackend::with_engine(EngineChoice::Auto, 1).unwrap();
+    let backend = CpuBackend::with_runtime(CpuRuntime::Auto, 1).unwrap();
     let mut c = Cascade::load(backend, &b).unwrap();
     (0..data.len())
         .map(|i| {

@@ -1,22 +1,23 @@
 //! The embedded default: runs each stage's ONNX file on the CPU.
 //!
-//! Two engines sit behind one backend. tract is pure Rust and always built in, so the cascade
+//! Two runtimes sit behind one backend. tract is pure Rust and always built in, so the cascade
 //! runs on any machine with nothing installed. ONNX Runtime (feature `ort`, on by default) is
 //! loaded at run time from `libonnxruntime.so`; on this project's models it is 3-4x faster than
-//! tract (BENCHMARKS.md), so [`EngineChoice::Auto`] takes it whenever the library loads and falls
-//! back to tract when it does not. Both engines keep tensors as tract `TValue`s in host memory,
+//! tract (BENCHMARKS.md), so [`CpuRuntime::Auto`] takes it whenever the library loads and falls
+//! back to tract when it does not. Both runtimes keep tensors as tract `TValue`s in host memory,
 //! so the cascade, `select_rows` and the tests above the backend do not care which one ran.
 
 #[cfg(feature = "ort")]
-mod ort_engine;
-mod tract_engine;
+mod ort_runtime;
+mod tract_runtime;
 
 use super::{Backend, BackendError, HostTensor};
 use crate::bundle::Bundle;
 use ndarray::Axis;
 use tract_onnx::prelude::*;
 
-/// Which engine the CPU backend uses (`--engine` on the command line, `engine` in dvtd.toml).
+/// Which runtime the CPU backend runs the ONNX files on (`--cpu-runtime` on the command line,
+/// `cpu_runtime` in dvtd.toml; `--engine` / `engine`, the old names, still work).
 #[derive(
     Debug,
     Clone,
@@ -29,7 +30,7 @@ use tract_onnx::prelude::*;
     serde::Deserialize,
 )]
 #[serde(rename_all = "lowercase")]
-pub enum EngineChoice {
+pub enum CpuRuntime {
     /// ONNX Runtime if its library loads, else tract.
     #[default]
     Auto,
@@ -39,34 +40,38 @@ pub enum EngineChoice {
     Ort,
 }
 
-impl std::fmt::Display for EngineChoice {
+/// Old name of [`CpuRuntime`], kept until the files being split elsewhere move over.
+#[doc(hidden)]
+pub type EngineChoice = CpuRuntime;
+
+impl std::fmt::Display for CpuRuntime {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(match self {
-            EngineChoice::Auto => "auto",
-            EngineChoice::Tract => "tract",
-            EngineChoice::Ort => "ort",
+            CpuRuntime::Auto => "auto",
+            CpuRuntime::Tract => "tract",
+            CpuRuntime::Ort => "ort",
         })
     }
 }
 
-/// The engine a backend ended up with.
+/// The runtime a backend ended up with.
 #[derive(Debug, Clone)]
-enum Engine {
+enum Runtime {
     Tract,
     #[cfg(feature = "ort")]
-    Ort(ort_engine::OrtRuntime),
+    Ort(ort_runtime::OrtRuntime),
 }
 
 /// CPU backend. Stages run at whatever batch size the input has (dynamic batch axis).
 #[derive(Debug, Clone)]
 pub struct CpuBackend {
     threads: usize,
-    engine: Engine,
+    runtime: Runtime,
     /// Why `Auto` did not get ONNX Runtime (shown next to the backend's name).
     fallback: Option<String>,
 }
 
-/// A loaded stage of either engine, plus the per-item input shapes both check against.
+/// A loaded stage of either runtime, plus the per-item input shapes both check against.
 pub struct CpuStage {
     name: String,
     /// The ONNX file it runs.
@@ -74,46 +79,46 @@ pub struct CpuStage {
     input_names: Vec<String>,
     /// Expected per-item shape of each input (batch axis excluded).
     input_item_shapes: Vec<Vec<usize>>,
-    engine: StageEngine,
+    runtime: StageRuntime,
 }
 
-enum StageEngine {
-    Tract(tract_engine::TractStage),
+enum StageRuntime {
+    Tract(tract_runtime::TractStage),
     #[cfg(feature = "ort")]
-    Ort(ort_engine::OrtStage),
+    Ort(ort_runtime::OrtStage),
 }
 
 impl CpuBackend {
-    /// The tract engine with `threads` threads for matrix products (the first call sets tract's
+    /// The tract runtime with `threads` threads for matrix products (the first call sets tract's
     /// global executor; later calls keep it).
     pub fn new(threads: usize) -> Self {
         let threads = threads.max(1);
-        tract_engine::set_threads(threads);
+        tract_runtime::set_threads(threads);
         Self {
             threads,
-            engine: Engine::Tract,
+            runtime: Runtime::Tract,
             fallback: None,
         }
     }
 
-    /// The tract engine with one thread per available core.
+    /// The tract runtime with one thread per available core.
     pub fn with_available_threads() -> Self {
         Self::new(available_threads())
     }
 
-    /// The engine `choice` with `threads` threads (0: one per core). `Ort` fails when ONNX
+    /// The runtime `choice` with `threads` threads (0: one per core). `Ort` fails when ONNX
     /// Runtime cannot be loaded; `Auto` then falls back to tract and says why in
     /// [`CpuBackend::fallback`].
-    pub fn with_engine(choice: EngineChoice, threads: usize) -> Result<Self, BackendError> {
-        Self::with_engine_spin(choice, threads, true)
+    pub fn with_runtime(choice: CpuRuntime, threads: usize) -> Result<Self, BackendError> {
+        Self::with_runtime_spin(choice, threads, true)
     }
 
-    /// [`CpuBackend::with_engine`], choosing whether ONNX Runtime's idle pool threads spin
+    /// [`CpuBackend::with_runtime`], choosing whether ONNX Runtime's idle pool threads spin
     /// (lowest latency, its default) or sleep (a daemon between frames should not burn a power
     /// budget). ONNX Runtime keeps one pool per process: the first backend's `threads` and `spin`
     /// hold for later ones.
-    pub fn with_engine_spin(
-        choice: EngineChoice,
+    pub fn with_runtime_spin(
+        choice: CpuRuntime,
         threads: usize,
         spin: bool,
     ) -> Result<Self, BackendError> {
@@ -123,11 +128,11 @@ impl CpuBackend {
             threads
         };
         // tract's pool also serves a fallback and the GEMM roofline of `dvt bench`.
-        tract_engine::set_threads(threads);
+        tract_runtime::set_threads(threads);
         match choice {
-            EngineChoice::Tract => Ok(Self::new(threads)),
-            EngineChoice::Ort => Self::ort(threads, spin),
-            EngineChoice::Auto => Self::ort(threads, spin).or_else(|e| {
+            CpuRuntime::Tract => Ok(Self::new(threads)),
+            CpuRuntime::Ort => Self::ort(threads, spin),
+            CpuRuntime::Auto => Self::ort(threads, spin).or_else(|e| {
                 let mut b = Self::new(threads);
                 b.fallback = Some(e.to_string());
                 Ok(b)
@@ -137,10 +142,10 @@ impl CpuBackend {
 
     #[cfg(feature = "ort")]
     fn ort(threads: usize, spin: bool) -> Result<Self, BackendError> {
-        let rt = ort_engine::OrtRuntime::load(threads, spin)?;
+        let rt = ort_runtime::OrtRuntime::load(threads, spin)?;
         Ok(Self {
             threads: rt.threads(),
-            engine: Engine::Ort(rt),
+            runtime: Runtime::Ort(rt),
             fallback: None,
         })
     }
@@ -158,16 +163,16 @@ impl CpuBackend {
         self.threads
     }
 
-    /// The engine in use: "tract" or "onnxruntime".
-    pub fn engine(&self) -> &'static str {
-        match self.engine {
-            Engine::Tract => "tract",
+    /// The runtime in use: "tract" or "onnxruntime".
+    pub fn runtime(&self) -> &'static str {
+        match self.runtime {
+            Runtime::Tract => "tract",
             #[cfg(feature = "ort")]
-            Engine::Ort(_) => "onnxruntime",
+            Runtime::Ort(_) => "onnxruntime",
         }
     }
 
-    /// When [`EngineChoice::Auto`] fell back to tract: why ONNX Runtime was not used.
+    /// When [`CpuRuntime::Auto`] fell back to tract: why ONNX Runtime was not used.
     pub fn fallback(&self) -> Option<&str> {
         self.fallback.as_deref()
     }
@@ -183,8 +188,8 @@ impl CpuStage {
         &self.source
     }
 
-    /// Refuses inputs whose count or per-item shape differ from the manifest, before any engine
-    /// sees them (engines answer those with panics or opaque messages).
+    /// Refuses inputs whose count or per-item shape differ from the manifest, before any runtime
+    /// sees them (runtimes answer those with panics or opaque messages).
     fn check_inputs(&self, inputs: &[TValue]) -> Result<(), BackendError> {
         if inputs.len() != self.input_names.len() {
             return Err(BackendError::Run {
@@ -226,10 +231,10 @@ impl Backend for CpuBackend {
     type Stage = CpuStage;
 
     fn name(&self) -> String {
-        match &self.engine {
-            Engine::Tract => format!("cpu (tract 0.23, {} threads)", self.threads),
+        match &self.runtime {
+            Runtime::Tract => format!("cpu (tract 0.23, {} threads)", self.threads),
             #[cfg(feature = "ort")]
-            Engine::Ort(rt) => format!(
+            Runtime::Ort(rt) => format!(
                 "cpu (onnxruntime {}, {} threads)",
                 rt.version(),
                 self.threads
@@ -240,10 +245,12 @@ impl Backend for CpuBackend {
     fn load_stage(&self, bundle: &Bundle, index: usize) -> Result<CpuStage, BackendError> {
         let spec = &bundle.manifest.stages[index];
         let path = bundle.stage_path(index);
-        let engine = match &self.engine {
-            Engine::Tract => StageEngine::Tract(tract_engine::TractStage::load(&spec.name, &path)?),
+        let runtime = match &self.runtime {
+            Runtime::Tract => {
+                StageRuntime::Tract(tract_runtime::TractStage::load(&spec.name, &path)?)
+            }
             #[cfg(feature = "ort")]
-            Engine::Ort(rt) => StageEngine::Ort(rt.load_stage(spec, &path)?),
+            Runtime::Ort(rt) => StageRuntime::Ort(rt.load_stage(spec, &path)?),
         };
         Ok(CpuStage {
             name: spec.name.clone(),
@@ -254,7 +261,7 @@ impl Backend for CpuBackend {
                 .iter()
                 .map(|t| t.concrete_shape(1)[1..].to_vec())
                 .collect(),
-            engine,
+            runtime,
         })
     }
 
@@ -265,10 +272,10 @@ impl Backend for CpuBackend {
     fn run(&self, stage: &mut CpuStage, inputs: &[TValue]) -> Result<Vec<TValue>, BackendError> {
         stage.check_inputs(inputs)?;
         let name = &stage.name;
-        match &mut stage.engine {
-            StageEngine::Tract(s) => s.run(name, inputs),
+        match &mut stage.runtime {
+            StageRuntime::Tract(s) => s.run(name, inputs),
             #[cfg(feature = "ort")]
-            StageEngine::Ort(s) => s.run(name, inputs),
+            StageRuntime::Ort(s) => s.run(name, inputs),
         }
     }
 

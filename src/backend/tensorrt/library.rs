@@ -4,7 +4,7 @@
 
 use super::ffi;
 use crate::backend::BackendError;
-use crate::engines::TrtVersion;
+use crate::engine_build::TrtVersion;
 use libloading::Library;
 use std::ffi::c_void;
 

@@ -7,7 +7,7 @@ use super::library::TrtLibrary;
 use crate::backend::cuda::Gpu;
 use crate::backend::BackendError;
 use crate::bundle::DType;
-use crate::engines::{IoMode, IoTensor};
+use crate::engine_build::{IoMode, IoTensor};
 use std::ffi::{c_char, c_void, CStr, CString};
 use std::sync::Arc;
 
