@@ -27,6 +27,7 @@ pub mod engine_build;
 pub use engine_build as engines;
 pub mod eval;
 pub mod policy;
+pub mod protocol;
 pub mod triton_repo;
 
 pub use adaptive::{AdaptiveBatch, AdaptiveCascade, AdaptiveError, AdaptiveOptions, BackendInfo};

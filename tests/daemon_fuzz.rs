@@ -5,7 +5,7 @@
 use dvt_edge::bundle::InputSpec;
 use dvt_edge::daemon::control::parse_command;
 use dvt_edge::daemon::frame::to_input;
-use dvt_edge::daemon::protocol::{
+use dvt_edge::protocol::{
     FrameHeader, Layout, PixelType, Reply, Status, HEADER_LEN, REPLY_LEN,
 };
 use proptest::prelude::*;

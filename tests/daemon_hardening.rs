@@ -7,7 +7,7 @@ mod daemon_support;
 
 use daemon_support::{test_images, Daemon};
 use dvt_edge::client::{read_reply, Client, Image};
-use dvt_edge::daemon::protocol::{FrameHeader, Layout, PixelType, Status, HEADER_LEN};
+use dvt_edge::protocol::{FrameHeader, Layout, PixelType, Status, HEADER_LEN};
 use serde_json::{json, Value};
 use std::io::{BufRead, Read, Write};
 use std::os::unix::net::UnixStream;

@@ -6,7 +6,7 @@ mod daemon_support;
 
 use daemon_support::{bundle_dir, test_images, Daemon};
 use dvt_edge::client::{Client, Image};
-use dvt_edge::daemon::protocol::Status;
+use dvt_edge::protocol::Status;
 use serde_json::json;
 use std::collections::BTreeSet;
 use std::io::{Read, Write};

@@ -6,7 +6,7 @@ mod daemon_support;
 use daemon_support::{bundle_dir, in_process, test_images, Daemon};
 use dvt_edge::bundle::Bundle;
 use dvt_edge::client::{read_reply, Client, Image, Pixels};
-use dvt_edge::daemon::protocol::{FrameHeader, Layout, PixelType, Status, HEADER_LEN};
+use dvt_edge::protocol::{FrameHeader, Layout, PixelType, Status, HEADER_LEN};
 use serde_json::json;
 use std::collections::HashSet;
 use std::io::{Read, Write};

@@ -270,7 +270,7 @@ fn traced_calls() -> Option<BTreeSet<String>> {
         let r = client
             .classify(&dvt_edge::client::Image::u8_hwc(28, 28, 1, &px))
             .unwrap();
-        assert_eq!(r.status, dvt_edge::daemon::protocol::Status::Ok);
+        assert_eq!(r.status, dvt_edge::protocol::Status::Ok);
     }
     for cmd in ["status", "reload", "stats", "drain"] {
         let r = client.command(&serde_json::json!({ "cmd": cmd })).unwrap();

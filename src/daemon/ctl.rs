@@ -184,7 +184,7 @@ fn classify(socket: &std::path::Path, files: &[PathBuf]) -> Result<(), CtlError>
         let r = c
             .classify(&crate::client::Image::u8_hwc(h, w, ch, &px))
             .map_err(fail)?;
-        if r.status == crate::daemon::protocol::Status::Ok {
+        if r.status == crate::protocol::Status::Ok {
             println!(
                 "{}: {} (class {}, confidence {:.3}, stage {}, {:.5} GFLOPs, {} us)",
                 f.display(),

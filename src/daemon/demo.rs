@@ -9,7 +9,7 @@ use crate::adaptive::{AdaptiveCascade, AdaptiveOptions};
 use crate::backend::{BackendArgs, BackendOptions};
 use crate::bundle::Bundle;
 use crate::client::{Client, ClientError, Image};
-use crate::daemon::protocol::{Reply, Status};
+use crate::protocol::{Reply, Status};
 use crate::data::{fmnist, Dataset, Split};
 use crate::eval::LatencyStats;
 use crate::policy::{Budget, Metric, OperatingTable};
@@ -578,7 +578,7 @@ pub fn run(args: &DemoArgs) -> Result<(), DemoError> {
             );
             println!(
                 "  bare socket ping-pong (2 processes, {}-byte request, same reply size)  p50 {:.1} us",
-                data.image_len() + crate::daemon::protocol::HEADER_LEN,
+                data.image_len() + crate::protocol::HEADER_LEN,
                 b.floor_ms.p50 * 1e3
             );
             println!(
@@ -683,7 +683,7 @@ fn bench(
         c.classify(&Image::u8_hwc(h, w, ch, data.pixels(i..i + 1)))?;
     }
     // The floor: the same request and reply sizes between two processes, nothing else.
-    let request_len = crate::daemon::protocol::HEADER_LEN + data.pixels(0..1).len();
+    let request_len = crate::protocol::HEADER_LEN + data.pixels(0..1).len();
     let reply_len = c
         .classify(&Image::u8_hwc(h, w, ch, data.pixels(0..1)))?
         .encode()

@@ -3,7 +3,7 @@
 //! manifest's pre-processing ([`crate::data::image`]: torchvision's `Resize` + `CenterCrop` on
 //! PIL images, the same code `dvt eval` uses for image folders) and normalised out.
 
-use super::protocol::{FrameHeader, Layout, PixelType};
+use crate::protocol::{FrameHeader, Layout, PixelType};
 use crate::bundle::InputSpec;
 use crate::data::image::{self, Picture};
 

@@ -14,7 +14,9 @@ mod http;
 pub mod log;
 pub mod metrics;
 mod notify;
-pub mod protocol;
+/// Old path of [`crate::protocol`], kept until the files being split elsewhere move over.
+#[doc(hidden)]
+pub use crate::protocol;
 mod server;
 mod signals;
 pub mod worker;

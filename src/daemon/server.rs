@@ -12,7 +12,7 @@ use super::control::{self, Command, MAX_LINE};
 use super::frame;
 use super::log::{limited, log, Level};
 use super::metrics::ErrorKind;
-use super::protocol::{FrameHeader, HeaderError, Reply, Status, HEADER_LEN, REQUEST_MAGIC};
+use crate::protocol::{FrameHeader, HeaderError, Reply, Status, HEADER_LEN, REQUEST_MAGIC};
 use super::worker::{Job, Outgoing};
 use super::{Event, Shared};
 use buffers::{BufferBudget, PayloadBuf};

@@ -4,7 +4,7 @@
 
 use super::log::{log, Level};
 use super::metrics::MAX_STAGES;
-use super::protocol::{Reply, Status};
+use crate::protocol::{Reply, Status};
 use super::{notify, Shared};
 use crate::adaptive::{AdaptiveCascade, BackendInfo};
 use crate::policy::ControllerState;
