@@ -1,9 +1,7 @@
 //! Rust client of `dvtd`: binary frames (pipelined or one at a time) and JSON control lines
 //! on the daemon's Unix socket. See `docs/protocol.md`.
 
-use crate::protocol::{
-    FrameHeader, Layout, PixelType, Reply, ReplyError, HEADER_LEN, REPLY_LEN,
-};
+use crate::protocol::{FrameHeader, Layout, PixelType, Reply, ReplyError, HEADER_LEN, REPLY_LEN};
 use std::io::{BufRead, BufReader, BufWriter, Read, Write};
 use std::os::unix::net::UnixStream;
 use std::path::Path;

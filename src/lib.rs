@@ -18,6 +18,7 @@ pub mod bench;
 pub mod budget_source;
 pub mod bundle;
 pub mod cascade;
+pub mod cli;
 pub mod client;
 pub mod daemon;
 pub mod data;

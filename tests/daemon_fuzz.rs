@@ -3,11 +3,9 @@
 //! never panic, valid messages round-trip, and the payload length is always bounded.
 
 use dvt_edge::bundle::InputSpec;
-use dvt_edge::daemon::control::parse_command;
 use dvt_edge::daemon::frame::to_input;
-use dvt_edge::protocol::{
-    FrameHeader, Layout, PixelType, Reply, Status, HEADER_LEN, REPLY_LEN,
-};
+use dvt_edge::protocol::control::parse_command;
+use dvt_edge::protocol::{FrameHeader, Layout, PixelType, Reply, Status, HEADER_LEN, REPLY_LEN};
 use proptest::prelude::*;
 
 const MAX: u32 = 1 << 20;
@@ -87,7 +85,7 @@ proptest! {
     #[test]
     fn json_like_control_lines_parse_or_error(cmd in "[a-z-]{0,12}", kind in "[a-z]{0,8}", value in any::<f64>()) {
         let line = serde_json::json!({"cmd": cmd, "kind": kind, "value": value}).to_string();
-        if let Ok(dvt_edge::daemon::control::Command::SetBudget(Some(b))) = parse_command(&line) {
+        if let Ok(dvt_edge::protocol::control::Command::SetBudget(Some(b))) = parse_command(&line) {
             prop_assert!(b.value().is_finite() && b.value() > 0.0);
         }
     }

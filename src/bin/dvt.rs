@@ -42,10 +42,10 @@ enum Command {
     /// the GEMM roofline, and the cascade against the static models (tables, JSON, SVG).
     Bench(dvt_edge::bench::cli::BenchArgs),
     /// Talk to a running dvtd: status, stats, set-budget, reload, drain, metrics, health.
-    Ctl(dvt_edge::daemon::ctl::CtlArgs),
+    Ctl(dvt_edge::cli::ctl::CtlArgs),
     /// Start dvtd on the bundled cascade, stream the Fashion-MNIST test images through its
     /// socket while stepping the budget, and print accuracy, cost, exits and fps per step.
-    Demo(dvt_edge::daemon::demo::DemoArgs),
+    Demo(dvt_edge::cli::demo::DemoArgs),
     /// The far end of `dvt demo --bench`'s ping-pong floor (stdin/stdout on a Unix socket).
     #[command(name = "__echo", hide = true)]
     Echo {
@@ -149,13 +149,13 @@ fn main() -> Result<()> {
         Command::CheckBundle(args) => check_cmd::run(args),
         Command::Build(args) => build_cmd::run(args),
         Command::Bench(args) => Ok(dvt_edge::bench::cli::run_cli(&args)?),
-        Command::Ctl(args) => Ok(dvt_edge::daemon::ctl::run(&args)?),
-        Command::Demo(args) => Ok(dvt_edge::daemon::demo::run(&args)?),
+        Command::Ctl(args) => Ok(dvt_edge::cli::ctl::run(&args)?),
+        Command::Demo(args) => Ok(dvt_edge::cli::demo::run(&args)?),
         Command::Echo {
             request,
             reply,
             busy_us,
-        } => Ok(dvt_edge::daemon::floor::echo(request, reply, busy_us)?),
+        } => Ok(dvt_edge::cli::floor::echo(request, reply, busy_us)?),
         Command::TritonRepo(args) => Ok(dvt_edge::triton_repo::run(&args)?),
     }
 }

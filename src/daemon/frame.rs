@@ -3,9 +3,9 @@
 //! manifest's pre-processing ([`crate::data::image`]: torchvision's `Resize` + `CenterCrop` on
 //! PIL images, the same code `dvt eval` uses for image folders) and normalised out.
 
-use crate::protocol::{FrameHeader, Layout, PixelType};
 use crate::bundle::InputSpec;
 use crate::data::image::{self, Picture};
+use crate::protocol::{FrameHeader, Layout, PixelType};
 
 /// Pixels that cannot become the model's input.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]

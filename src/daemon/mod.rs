@@ -5,10 +5,6 @@
 //! SIGHUP reload.
 
 pub mod config;
-pub mod control;
-pub mod ctl;
-pub mod demo;
-pub mod floor;
 pub mod frame;
 mod http;
 pub mod log;
@@ -234,7 +230,7 @@ impl Shared {
             "calibration": w.backend_info.as_ref().map(|b| b.calibration.clone()),
             "stages": w.stages,
             "input": {"height": input.height, "width": input.width, "channels": input.channels},
-            "budget": b.effective().map(|b| control::budget_json(&b)),
+            "budget": b.effective().map(|b| crate::protocol::control::budget_json(&b)),
             "budget_source": b.source,
             "budget_override": b.overridden.is_some(),
             "degraded": b.degraded,

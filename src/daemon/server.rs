@@ -8,13 +8,13 @@
 pub(super) mod buffers;
 mod timeouts;
 
-use super::control::{self, Command, MAX_LINE};
 use super::frame;
 use super::log::{limited, log, Level};
 use super::metrics::ErrorKind;
-use crate::protocol::{FrameHeader, HeaderError, Reply, Status, HEADER_LEN, REQUEST_MAGIC};
 use super::worker::{Job, Outgoing};
 use super::{Event, Shared};
+use crate::protocol::control::{self, Command, MAX_LINE};
+use crate::protocol::{FrameHeader, HeaderError, Reply, Status, HEADER_LEN, REQUEST_MAGIC};
 use buffers::{BufferBudget, PayloadBuf};
 use std::io::{BufRead, BufReader, BufWriter, Read, Write};
 use std::os::unix::net::{UnixListener, UnixStream};

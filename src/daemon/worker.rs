@@ -4,10 +4,10 @@
 
 use super::log::{log, Level};
 use super::metrics::MAX_STAGES;
-use crate::protocol::{Reply, Status};
 use super::{notify, Shared};
 use crate::adaptive::{AdaptiveCascade, BackendInfo};
 use crate::policy::ControllerState;
+use crate::protocol::{Reply, Status};
 use ndarray::Array4;
 use serde::Serialize;
 use std::sync::atomic::Ordering::Relaxed;

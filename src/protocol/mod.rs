@@ -6,7 +6,7 @@
 //! the error message). Decoding never allocates: the payload length is checked against the
 //! daemon's limit and against the geometry before anything is read.
 
-
+pub mod control;
 mod reply;
 mod request;
 

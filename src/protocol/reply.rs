@@ -147,4 +147,3 @@ pub enum ReplyError {
     #[error("reply text of {0} bytes exceeds the protocol limit")]
     TextTooLong(usize),
 }
-

@@ -119,7 +119,6 @@ impl HeaderError {
     }
 }
 
-
 /// The fields of a header whose magic and version were accepted, before validation: the
 /// request id and payload length are known even when the rest is bad.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -226,4 +225,3 @@ impl FrameHeader {
         Ok(h)
     }
 }
-

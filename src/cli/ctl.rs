@@ -1,7 +1,7 @@
 //! `dvt ctl`: sends one control command to a running `dvtd` and prints the answer.
 
-use super::config::Config;
 use crate::client::{Client, ClientError};
+use crate::daemon::config::Config;
 use crate::policy::Budget;
 use serde_json::{json, Value};
 use std::path::PathBuf;
@@ -86,7 +86,7 @@ pub fn command_json(c: &CtlCommand) -> Result<Value, CtlError> {
             let b: Budget = budget
                 .parse()
                 .map_err(|e| CtlError::Usage(format!("{e}")))?;
-            let mut v = super::control::budget_json(&b);
+            let mut v = crate::protocol::control::budget_json(&b);
             v["cmd"] = json!("set-budget");
             v
         }
