@@ -18,6 +18,7 @@ pub mod bench;
 pub mod budget_source;
 pub mod bundle;
 pub mod cascade;
+#[cfg(feature = "cli")]
 pub mod cli;
 pub mod client;
 pub mod daemon;
@@ -28,6 +29,7 @@ pub mod engine_build;
 pub use engine_build as engines;
 pub mod eval;
 pub mod policy;
+pub mod progress;
 pub mod protocol;
 pub mod triton_repo;
 

@@ -10,7 +10,9 @@ pub mod select;
 pub mod tensorrt;
 
 pub use any::{AnyBackend, AnyStage, AnyValue};
-pub use select::{BackendArgs, BackendKind, BackendOptions, Selected};
+#[cfg(feature = "cli")]
+pub use select::BackendArgs;
+pub use select::{BackendKind, BackendOptions, Selected};
 
 use crate::bundle::Bundle;
 

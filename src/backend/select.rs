@@ -15,7 +15,8 @@ use crate::engine_build::{BatchProfile, Precision};
 use serde::{Deserialize, Serialize};
 
 /// Which backend to run on.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
 #[serde(rename_all = "lowercase")]
 pub enum BackendKind {
     /// TensorRT when it and this GPU's engines are ready, else the CPU (saying why).
@@ -71,6 +72,7 @@ impl Default for BackendOptions {
 }
 
 /// `--backend` and its settings, flattened into every command that runs the cascade.
+#[cfg(feature = "cli")]
 #[derive(Debug, Clone, clap::Args)]
 pub struct BackendArgs {
     /// Backend: auto (TensorRT when its engines for this GPU are built, else the CPU), cpu,
@@ -95,6 +97,7 @@ pub struct BackendArgs {
     pub threads: Option<usize>,
 }
 
+#[cfg(feature = "cli")]
 impl BackendArgs {
     /// The options these arguments ask for.
     pub fn options(&self) -> Result<BackendOptions, BackendError> {

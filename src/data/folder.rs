@@ -448,19 +448,7 @@ fn decode_all(
     spec: &crate::bundle::InputSpec,
     progress: bool,
 ) -> Vec<Result<Vec<u8>, DecodeError>> {
-    let pb = if progress {
-        let pb = indicatif::ProgressBar::new(items.len() as u64);
-        pb.set_style(
-            indicatif::ProgressStyle::with_template(
-                "decode [{bar:40}] {pos}/{len} images, {per_sec}, eta {eta}",
-            )
-            .expect("static template")
-            .progress_chars("=> "),
-        );
-        pb
-    } else {
-        indicatif::ProgressBar::hidden()
-    };
+    let pb = crate::progress::Progress::new(items.len(), "decode", progress);
     let workers = std::thread::available_parallelism()
         .map_or(1, usize::from)
         .min(items.len().max(1));
@@ -486,7 +474,7 @@ fn decode_all(
             out.extend(h.join().expect("decoder thread panicked"));
         }
     });
-    pb.finish_and_clear();
+    pb.finish();
     out
 }
 

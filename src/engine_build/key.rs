@@ -51,7 +51,8 @@ impl fmt::Display for TrtVersion {
 }
 
 /// Numeric precision an engine is built for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
 #[serde(rename_all = "lowercase")]
 pub enum Precision {
     /// FP32 everywhere (the parity reference for the CPU backend).

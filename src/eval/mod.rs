@@ -9,7 +9,7 @@ use crate::bundle::Manifest;
 use crate::cascade::{Cascade, CascadeError};
 use crate::data::preprocess::{normalize_u8_hwc, PreprocessError};
 use crate::data::Dataset;
-use indicatif::{ProgressBar, ProgressStyle};
+use crate::progress::Progress;
 use serde::Serialize;
 use std::time::Instant;
 
@@ -86,21 +86,6 @@ pub struct AllStagesReport {
     pub baselines: Vec<StageAccuracy>,
 }
 
-fn progress_bar(len: usize, show: bool) -> ProgressBar {
-    if !show {
-        return ProgressBar::hidden();
-    }
-    let pb = ProgressBar::new(len as u64);
-    pb.set_style(
-        ProgressStyle::with_template(
-            "{prefix} [{bar:40}] {pos}/{len} images, {per_sec}, eta {eta}",
-        )
-        .expect("static template")
-        .progress_chars("=> "),
-    );
-    pb
-}
-
 /// Runs every image of `data` through the cascade with `opts.thresholds`.
 pub fn evaluate<B: Backend>(
     cascade: &mut Cascade<B>,
@@ -111,8 +96,7 @@ pub fn evaluate<B: Backend>(
     let n = data.len();
     let batch = opts.batch.max(1);
     let stages = cascade.num_stages();
-    let pb = progress_bar(n, opts.progress);
-    pb.set_prefix("eval");
+    let pb = Progress::new(n, "eval", opts.progress);
     let mut correct = 0usize;
     let mut gflops = 0f64;
     let mut exits = vec![0usize; stages];
@@ -133,10 +117,10 @@ pub fn evaluate<B: Backend>(
         for t in &result.timings {
             stage_ms[t.stage].push(t.elapsed.as_secs_f64() * 1e3);
         }
-        pb.inc((hi - lo) as u64);
+        pb.inc(hi - lo);
     }
     let wall = start.elapsed().as_secs_f64();
-    pb.finish_and_clear();
+    pb.finish();
     let nf = n.max(1) as f64;
     Ok(EvalReport {
         backend: cascade.backend().name(),
@@ -168,8 +152,7 @@ pub fn evaluate_all_stages<B: Backend>(
     let stages = cascade.num_stages();
     let never_exit = vec![f32::INFINITY; stages - 1];
     let mut correct = vec![0usize; stages];
-    let pb = progress_bar(n, progress);
-    pb.set_prefix("all stages");
+    let pb = Progress::new(n, "all stages", progress);
     for lo in (0..n).step_by(batch) {
         let hi = (lo + batch).min(n);
         let images = normalize_u8_hwc(data.pixels(lo..hi), hi - lo, &manifest.model.input)?;
@@ -177,9 +160,9 @@ pub fn evaluate_all_stages<B: Backend>(
         cascade.run(images, &never_exit, &mut |o| {
             correct[o.stage] += usize::from(o.top1.class == labels[o.image] as usize);
         })?;
-        pb.inc((hi - lo) as u64);
+        pb.inc(hi - lo);
     }
-    pb.finish_and_clear();
+    pb.finish();
     let nf = n.max(1) as f64;
     Ok(AllStagesReport {
         backend: cascade.backend().name(),

@@ -11,7 +11,7 @@ use crate::bundle::{Manifest, OperatingPoint};
 use crate::cascade::Cascade;
 use crate::data::preprocess::normalize_u8_hwc;
 use crate::data::Dataset;
-use indicatif::{ProgressBar, ProgressStyle};
+use crate::progress::Progress;
 use serde::Serialize;
 use std::path::{Path, PathBuf};
 
@@ -99,20 +99,7 @@ pub fn record<B: Backend>(
     };
     let mut records = Records::new(meta, k);
     let never = vec![official::NEVER; k - 1];
-    let pb = if progress {
-        let pb = ProgressBar::new(data.len() as u64);
-        pb.set_style(
-            ProgressStyle::with_template(
-                "{prefix} [{bar:40}] {pos}/{len} images, {per_sec}, eta {eta}",
-            )
-            .expect("static template")
-            .progress_chars("=> "),
-        );
-        pb.set_prefix(format!("record {split}"));
-        pb
-    } else {
-        ProgressBar::hidden()
-    };
+    let pb = Progress::new(data.len(), format!("record {split}"), progress);
     let batch = batch.max(1);
     let mut top: Vec<(usize, f32)> = Vec::new();
     for lo in (0..data.len()).step_by(batch) {
@@ -126,9 +113,9 @@ pub fn record<B: Backend>(
         for (i, label) in data.labels[lo..hi].iter().enumerate() {
             records.push(&top[i * k..(i + 1) * k], *label)?;
         }
-        pb.inc((hi - lo) as u64);
+        pb.inc(hi - lo);
     }
-    pb.finish_and_clear();
+    pb.finish();
     Ok(records)
 }
 
@@ -366,8 +353,8 @@ pub struct CalibrateReport {
     /// Largest accuracy deficit of the frontier below any official point, at that point's
     /// cost, on the held-out images (<= 0: the frontier dominates).
     pub worst_deficit: f64,
-    /// Where the plot was written.
-    pub plot: PathBuf,
+    /// Where the plot was written (`None`: built without the `cli` feature, which draws it).
+    pub plot: Option<PathBuf>,
 }
 
 /// Largest `official - frontier` accuracy at the official points' costs on `records`.
@@ -444,6 +431,7 @@ pub fn finish_in(
         })
         .collect();
     let plot_path = slot.plot_path(bundle_dir);
+    #[cfg(feature = "cli")]
     super::plot::draw(
         &plot_path,
         &super::plot::PlotData {
@@ -474,6 +462,6 @@ pub fn finish_in(
         frontier_points: solution.frontier.len(),
         comparisons,
         worst_deficit: deficit,
-        plot: plot_path,
+        plot: cfg!(feature = "cli").then_some(plot_path),
     })
 }

@@ -13,13 +13,14 @@
 //!   trim, anti-windup) for budgets the table cannot predict, above all watts.
 //! - [`simulate`] - replays recorded confidences against budget traces.
 //! - [`calibrate`] - runs the cascade over a labelled split and produces all of the above.
-//! - [`plot`] - `accuracy_vs_cost.svg`.
+//! - `plot` - `accuracy_vs_cost.svg` (feature `cli`).
 
 pub mod calibrate;
 pub mod controller;
 pub mod frontier;
 pub mod official;
 pub mod operating_table;
+#[cfg(feature = "cli")]
 pub mod plot;
 pub mod records;
 mod rng;

@@ -18,17 +18,8 @@ use tract_onnx::prelude::*;
 
 /// Which runtime the CPU backend runs the ONNX files on (`--cpu-runtime` on the command line,
 /// `cpu_runtime` in dvtd.toml; `--engine` / `engine`, the old names, still work).
-#[derive(
-    Debug,
-    Clone,
-    Copy,
-    Default,
-    PartialEq,
-    Eq,
-    clap::ValueEnum,
-    serde::Serialize,
-    serde::Deserialize,
-)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
 #[serde(rename_all = "lowercase")]
 pub enum CpuRuntime {
     /// ONNX Runtime if its library loads, else tract.

@@ -175,6 +175,8 @@ pub fn run(args: CalibrateArgs) -> Result<()> {
         "worst deficit of the frontier below an official point: {:+.3} points",
         100.0 * report.worst_deficit
     );
-    println!("plot: {}", report.plot.display());
+    if let Some(plot) = &report.plot {
+        println!("plot: {}", plot.display());
+    }
     Ok(())
 }
