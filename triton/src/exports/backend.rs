@@ -43,6 +43,21 @@ impl Families {
     }
 }
 
+/// The server's `api` version (read with `get`), refused unless it meets `required`.
+///
+/// # Safety
+/// `get` is one of Triton's `*_ApiVersion` functions.
+unsafe fn api_version(
+    api: &str,
+    get: unsafe extern "C" fn(*mut u32, *mut u32) -> *mut TRITONSERVER_Error,
+    required: (u32, u32),
+) -> Result<(u32, u32), Error> {
+    let (mut major, mut minor) = (0, 0);
+    check(get(&mut major, &mut minor), &format!("{api}_ApiVersion"))?;
+    api::check(api, (major, minor), required).map_err(Error::unsupported)?;
+    Ok((major, minor))
+}
+
 /// # Safety
 /// Called by Triton once, with its backend object.
 #[no_mangle]
@@ -51,20 +66,16 @@ pub unsafe extern "C" fn TRITONBACKEND_Initialize(
 ) -> *mut TRITONSERVER_Error {
     guard("TRITONBACKEND_Initialize", || {
         // The server loads any libtriton_*.so without comparing API versions: we must.
-        let (mut major, mut minor) = (0, 0);
-        check(
-            TRITONBACKEND_ApiVersion(&mut major, &mut minor),
-            "TRITONBACKEND_ApiVersion",
+        let (major, minor) = api_version(
+            "TRITONBACKEND",
+            TRITONBACKEND_ApiVersion,
+            api::REQUIRED_BACKEND_API,
         )?;
-        api::check("TRITONBACKEND", (major, minor), api::REQUIRED_BACKEND_API)
-            .map_err(Error::unsupported)?;
-        let (mut smajor, mut sminor) = (0, 0);
-        check(
-            TRITONSERVER_ApiVersion(&mut smajor, &mut sminor),
-            "TRITONSERVER_ApiVersion",
+        let (smajor, sminor) = api_version(
+            "TRITONSERVER",
+            TRITONSERVER_ApiVersion,
+            api::REQUIRED_SERVER_API,
         )?;
-        api::check("TRITONSERVER", (smajor, sminor), api::REQUIRED_SERVER_API)
-            .map_err(Error::unsupported)?;
         let metrics = match Families::new() {
             Ok(f) => Some(f),
             Err(e) => {
