@@ -68,19 +68,21 @@ pub fn append_images(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use dvt_edge::bundle::Manifest;
     use dvt_edge::data::preprocess::normalize_u8_hwc;
 
+    /// The shipped bundle's input (scale, mean, std, no resize), at a 4x4 size small enough
+    /// to write frames out by hand.
     fn spec() -> InputSpec {
+        let text = include_str!("../../engines/fmnist-dvt/manifest.toml");
+        let input = Manifest::parse(text)
+            .expect("the shipped manifest")
+            .model
+            .input;
         InputSpec {
             height: 4,
             width: 4,
-            channels: 1,
-            layout: "NCHW".into(),
-            scale: 255.0,
-            mean: vec![0.286],
-            std: vec![0.353],
-            resize: None,
-            interpolation: None,
+            ..input
         }
     }
 
