@@ -24,9 +24,6 @@ pub mod client;
 pub mod daemon;
 pub mod data;
 pub mod engine_build;
-/// Old path of [`engine_build`], kept until the files being split elsewhere move over.
-#[doc(hidden)]
-pub use engine_build as engines;
 pub mod eval;
 pub mod policy;
 pub mod progress;

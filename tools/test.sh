@@ -9,8 +9,15 @@ export ORT_DYLIB_PATH="${ORT_DYLIB_PATH:-$PWD/.venv/lib/libonnxruntime.so}"
 export DVT_REQUIRE_ORT=1
 cargo fmt --check
 cargo clippy --all-targets -- -D warnings
-# The pure-Rust build (tract only, no `ort`) must stay clean too.
-cargo clippy --lib --bins --no-default-features -- -D warnings
+# The library as an embedder builds it (no ONNX Runtime, no clap/indicatif/plotters), and the
+# tract-only binaries.
+cargo clippy --lib --no-default-features -- -D warnings
+cargo clippy --lib --bins --no-default-features --features cli -- -D warnings
+# ...and an embedder's dependency tree has none of the command line's crates.
+if cargo tree -p dvt-edge --no-default-features -e normal --prefix none | grep -E '^(clap|indicatif|plotters) '; then
+  echo "the library without default features pulls in a command-line crate" >&2
+  exit 1
+fi
 cargo test
 # The embedder's example runs (AdaptiveCascade on the bundled model under a budget).
 cargo run --quiet --example classify -- 0.01gflops 500

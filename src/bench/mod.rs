@@ -7,15 +7,16 @@
 //! - the roofline: this machine's f32 GEMM peak ([`gemm`]) and each stage's fraction of it;
 //! - the cascade at its operating points against the static models, image by image, and the
 //!   executor's overhead ([`cascade`]);
-//! - tables and JSON ([`report`]) and a latency-vs-accuracy SVG ([`plot`]).
+//! - tables and JSON ([`report`]) and a latency-vs-accuracy SVG (`plot`, feature `cli`);
+//!   the `dvt bench` command line is [`crate::cli::bench`].
 //!
 //! The files besides those: `run` (the whole bench in order), `timing` (one model against the
 //! peer), `versus` (the cascade against the static models).
 
 pub mod cascade;
-pub mod cli;
 pub mod gemm;
 pub mod peer;
+#[cfg(feature = "cli")]
 pub mod plot;
 pub mod report;
 mod run;
@@ -51,6 +52,7 @@ pub enum BenchError {
     #[error("the bundle has no stages")]
     NoStages,
     /// The plot could not be written.
+    #[cfg(feature = "cli")]
     #[error(transparent)]
     Plot(#[from] plot::PlotError),
 }

@@ -1,10 +1,12 @@
 //! `dvt bench` from start to end: the backend and the peer, every stage and static baseline
 //! timed, the cascade against the static models, the plot and the report.
 
+#[cfg(feature = "cli")]
+use super::plot;
 use super::report::{BenchReport, CascadeVsStatic, Machine, PeerInfo, PointRow, StaticRow};
 use super::timing::{start_peer, Ctx, Timed};
 use super::versus::cascade_vs_static;
-use super::{cpu_model, gemm, plot, stage, BenchError, BenchOptions};
+use super::{cpu_model, gemm, stage, BenchError, BenchOptions};
 use crate::backend::{select, Backend, BackendOptions, HostTensor};
 use crate::bundle::Bundle;
 use crate::data::preprocess::normalize_u8_hwc;
@@ -231,6 +233,7 @@ pub fn run(
 
 /// Draws the latency-vs-accuracy SVG where `opts.plot` asks for one and there is something to
 /// draw; returns its path.
+#[cfg(feature = "cli")]
 fn draw_plot(
     opts: &BenchOptions,
     model: &str,
@@ -275,4 +278,17 @@ fn draw_plot(
         }
         _ => None,
     })
+}
+
+/// Without the `cli` feature (plotters) no plot is drawn.
+#[cfg(not(feature = "cli"))]
+fn draw_plot(
+    _: &BenchOptions,
+    _: &str,
+    _: &str,
+    _: &[PointRow],
+    _: &[StaticRow],
+    _: Option<&CascadeVsStatic>,
+) -> Result<Option<String>, BenchError> {
+    Ok(None)
 }

@@ -17,9 +17,6 @@ mod lifecycle;
 pub mod log;
 pub mod metrics;
 mod notify;
-/// Old path of [`crate::protocol`], kept until the files being split elsewhere move over.
-#[doc(hidden)]
-pub use crate::protocol;
 mod server;
 mod signals;
 mod state;

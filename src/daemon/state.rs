@@ -166,7 +166,7 @@ impl Shared {
         json!({
             "ok": true,
             "version": env!("CARGO_PKG_VERSION"),
-            "protocol": protocol::VERSION,
+            "protocol": crate::protocol::VERSION,
             "model": w.model,
             "bundle": w.bundle,
             "backend": w.backend,

@@ -422,36 +422,39 @@ pub fn finish_in(
             source,
         })?;
 
-    let ours = curve(&solution.frontier, eval_on, &costs);
-    let chosen = comparisons
-        .iter()
-        .filter_map(|c| {
-            accuracy_at(&ours, c.gflops)
-                .map(|a| (format!("{:.0}% budget", 100.0 * c.fraction), c.gflops, a))
-        })
-        .collect();
     let plot_path = slot.plot_path(bundle_dir);
+    // The plot needs plotters, which only the `cli` feature brings.
     #[cfg(feature = "cli")]
-    super::plot::draw(
-        &plot_path,
-        &super::plot::PlotData {
-            title: format!(
-                "{}: accuracy vs cost on {} images ({}), solved on {}",
-                manifest.model.name,
-                eval_on.len(),
-                eval_on.meta.split,
-                calib.meta.split
-            ),
-            official: curve(&solution.official, eval_on, &costs),
-            frontier: ours,
-            baselines: manifest
-                .baselines
-                .iter()
-                .map(|b| (b.name.clone(), b.gflops, b.accuracy))
-                .collect(),
-            chosen,
-        },
-    )?;
+    {
+        let ours = curve(&solution.frontier, eval_on, &costs);
+        let chosen = comparisons
+            .iter()
+            .filter_map(|c| {
+                accuracy_at(&ours, c.gflops)
+                    .map(|a| (format!("{:.0}% budget", 100.0 * c.fraction), c.gflops, a))
+            })
+            .collect();
+        super::plot::draw(
+            &plot_path,
+            &super::plot::PlotData {
+                title: format!(
+                    "{}: accuracy vs cost on {} images ({}), solved on {}",
+                    manifest.model.name,
+                    eval_on.len(),
+                    eval_on.meta.split,
+                    calib.meta.split
+                ),
+                official: curve(&solution.official, eval_on, &costs),
+                frontier: ours,
+                baselines: manifest
+                    .baselines
+                    .iter()
+                    .map(|b| (b.name.clone(), b.gflops, b.accuracy))
+                    .collect(),
+                chosen,
+            },
+        )?;
+    }
     Ok(CalibrateReport {
         backend: calib.meta.backend.clone(),
         calibration_images: calib.len(),

@@ -27,9 +27,6 @@ mod rng;
 pub mod simulate;
 
 pub use controller::{Controller, ControllerConfig, ControllerState, PowerModel};
-/// Old path of [`operating_table`], kept until the files being split elsewhere move over.
-#[doc(hidden)]
-pub use operating_table as budget;
 pub use operating_table::{Budget, Metric, Mix, OperatingTable};
 pub use records::{Records, RecordsMeta, StageCosts};
 pub use rng::Rng;

@@ -1,8 +1,8 @@
 //! `dvt triton-repo`'s command line.
 
-use crate::backend::cpu::EngineChoice;
+use crate::backend::cpu::CpuRuntime;
 use crate::backend::select::BackendKind;
-use crate::engines::Precision;
+use crate::engine_build::Precision;
 use std::path::PathBuf;
 
 /// `dvt triton-repo`'s arguments.
@@ -21,9 +21,9 @@ pub struct TritonRepoArgs {
     /// instances whose engines are built, else the CPU).
     #[arg(long, value_enum, default_value_t = BackendKind::Cpu)]
     pub backend: BackendKind,
-    /// CPU engine: auto, ort, tract.
-    #[arg(long, value_enum, default_value_t = EngineChoice::Auto)]
-    pub engine: EngineChoice,
+    /// CPU runtime: auto, ort, tract (`--engine`, its old name, still works).
+    #[arg(long = "cpu-runtime", alias = "engine", value_enum, default_value_t = CpuRuntime::Auto)]
+    pub cpu_runtime: CpuRuntime,
     /// CPU threads (0: one per core).
     #[arg(long, default_value_t = 0)]
     pub threads: usize,

@@ -17,18 +17,23 @@
 //! The files: `params` (that schema), `pbtxt` (the config text), `args` (the command line),
 //! `write` (checking a request and laying the repository out), `copy` (the bundle's copy).
 
+#[cfg(feature = "cli")]
 mod args;
+#[cfg(feature = "cli")]
 mod copy;
 mod params;
 mod pbtxt;
+#[cfg(feature = "cli")]
 mod write;
 
+#[cfg(feature = "cli")]
 pub use args::TritonRepoArgs;
 pub use params::{DefaultMode, ModelParams, PARAMETER_KEYS};
 pub use pbtxt::RepoConfig;
+#[cfg(feature = "cli")]
 pub use write::write_repo;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 /// Name of the image input (UINT8, `[batch, H, W, C]`, any H/W, C of 1, 3 or 4).
 pub const INPUT_IMAGE: &str = "IMAGE";
@@ -72,7 +77,8 @@ pub enum TritonRepoError {
 }
 
 /// Maps an I/O error on `path` to [`TritonRepoError::Io`].
-fn io(path: &Path) -> impl FnOnce(std::io::Error) -> TritonRepoError + '_ {
+#[cfg(feature = "cli")]
+fn io(path: &std::path::Path) -> impl FnOnce(std::io::Error) -> TritonRepoError + '_ {
     move |source| TritonRepoError::Io {
         path: path.to_path_buf(),
         source,
@@ -80,6 +86,7 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> TritonRepoError + '_ {
 }
 
 /// Runs `dvt triton-repo` and says what it wrote.
+#[cfg(feature = "cli")]
 pub fn run(args: &TritonRepoArgs) -> Result<(), TritonRepoError> {
     let dir = write_repo(args)?;
     println!(

@@ -2,11 +2,10 @@
 //! written (by `dvt triton-repo`) by the same code.
 
 use super::{TritonRepoError, DEFAULT_BUNDLE};
-use crate::backend::cpu::EngineChoice;
+use crate::backend::cpu::CpuRuntime;
 use crate::backend::select::{batch_profile, BackendKind};
-use crate::engines::{BatchProfile, Precision};
+use crate::engine_build::{BatchProfile, Precision};
 use crate::policy::Budget;
-use clap::ValueEnum;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
@@ -29,8 +28,9 @@ pub struct ModelParams {
     /// `backend`: `cpu`, `tensorrt` (KIND_GPU instances) or `auto` (TensorRT on a GPU
     /// instance whose engines are built, else the CPU).
     pub backend: BackendKind,
-    /// `engine`: the CPU engine, `auto` (ONNX Runtime if it loads, else tract), `ort`, `tract`.
-    pub engine: EngineChoice,
+    /// `cpu_runtime`: the CPU backend's runtime, `auto` (ONNX Runtime if it loads, else
+    /// tract), `ort`, `tract` (`engine`, its old name, is read too).
+    pub cpu_runtime: CpuRuntime,
     /// `threads`: CPU threads, 0 for one per core (ONNX Runtime keeps one pool per process:
     /// the first model loaded sets it).
     pub threads: usize,
@@ -47,7 +47,7 @@ impl Default for ModelParams {
         Self {
             bundle: PathBuf::from(DEFAULT_BUNDLE),
             backend: BackendKind::Cpu,
-            engine: EngineChoice::Auto,
+            cpu_runtime: CpuRuntime::Auto,
             threads: 0,
             precision: Precision::Fp16,
             batch_profile: BatchProfile::DEFAULT,
@@ -57,9 +57,10 @@ impl Default for ModelParams {
 }
 
 /// Every parameter key the backend reads (others are refused, so a typo cannot go unnoticed).
-pub const PARAMETER_KEYS: [&str; 8] = [
+pub const PARAMETER_KEYS: [&str; 9] = [
     "bundle",
     "backend",
+    "cpu_runtime",
     "engine",
     "threads",
     "precision",
@@ -68,25 +69,44 @@ pub const PARAMETER_KEYS: [&str; 8] = [
     "budget",
 ];
 
+/// A setting with a few named values, written as `Display` writes them (the names the
+/// command line takes too; the library parses them without clap, which only the `cli` feature
+/// brings).
+trait Choice: Copy + std::fmt::Display + 'static {
+    /// Every value.
+    const ALL: &'static [Self];
+}
+
+impl Choice for BackendKind {
+    const ALL: &'static [Self] = &[BackendKind::Auto, BackendKind::Cpu, BackendKind::Tensorrt];
+}
+
+impl Choice for CpuRuntime {
+    const ALL: &'static [Self] = &[CpuRuntime::Auto, CpuRuntime::Tract, CpuRuntime::Ort];
+}
+
+impl Choice for Precision {
+    const ALL: &'static [Self] = &[Precision::Fp16, Precision::Fp32];
+}
+
 /// Parses `v` as one of `T`'s names (case-insensitive), or says which ones there are.
-fn value_enum<T: ValueEnum>(key: &str, v: &str) -> Result<T, TritonRepoError> {
-    T::from_str(v.trim(), true).map_err(|_| {
-        let names: Vec<String> = T::value_variants()
-            .iter()
-            .filter_map(|x| x.to_possible_value().map(|p| p.get_name().to_string()))
-            .collect();
-        TritonRepoError::Invalid(format!(
-            "parameter {key}: '{v}' is not one of {}",
-            names.join(", ")
-        ))
-    })
+fn value_enum<T: Choice>(key: &str, v: &str) -> Result<T, TritonRepoError> {
+    T::ALL
+        .iter()
+        .find(|x| x.to_string().eq_ignore_ascii_case(v.trim()))
+        .copied()
+        .ok_or_else(|| {
+            let names: Vec<String> = T::ALL.iter().map(|x| x.to_string()).collect();
+            TritonRepoError::Invalid(format!(
+                "parameter {key}: '{v}' is not one of {}",
+                names.join(", ")
+            ))
+        })
 }
 
 /// The name [`value_enum`] reads back as `v`.
-fn name_of<T: ValueEnum>(v: &T) -> String {
-    v.to_possible_value()
-        .map(|p| p.get_name().to_string())
-        .unwrap_or_default()
+fn name_of<T: Choice>(v: &T) -> String {
+    v.to_string()
 }
 
 impl ModelParams {
@@ -108,8 +128,17 @@ impl ModelParams {
         if let Some(v) = get("backend") {
             p.backend = value_enum("backend", v)?;
         }
-        if let Some(v) = get("engine") {
-            p.engine = value_enum("engine", v)?;
+        if get("cpu_runtime").is_some() && get("engine").is_some() {
+            return Err(TritonRepoError::Invalid(
+                "parameters cpu_runtime and engine are one setting (engine is its old name): \
+                 give one"
+                    .into(),
+            ));
+        }
+        for key in ["cpu_runtime", "engine"] {
+            if let Some(v) = get(key) {
+                p.cpu_runtime = value_enum(key, v)?;
+            }
         }
         if let Some(v) = get("threads") {
             p.threads = v.parse().map_err(|_| {
@@ -158,7 +187,7 @@ impl ModelParams {
         let mut put = |k: &str, v: String| m.insert(k.to_string(), v);
         put("bundle", self.bundle.display().to_string());
         put("backend", name_of(&self.backend));
-        put("engine", name_of(&self.engine));
+        put("cpu_runtime", name_of(&self.cpu_runtime));
         put("threads", self.threads.to_string());
         put("precision", name_of(&self.precision));
         let b = self.batch_profile;
@@ -189,7 +218,7 @@ mod tests {
         let p = ModelParams {
             bundle: PathBuf::from("/srv/b"),
             backend: BackendKind::Tensorrt,
-            engine: EngineChoice::Ort,
+            cpu_runtime: CpuRuntime::Ort,
             threads: 3,
             precision: Precision::Fp32,
             batch_profile: BatchProfile::new(1, 4, 16).unwrap(),

@@ -80,7 +80,7 @@ pub fn write_repo(args: &TritonRepoArgs) -> Result<PathBuf, TritonRepoError> {
         params: ModelParams {
             bundle: PathBuf::from(DEFAULT_BUNDLE),
             backend: args.backend,
-            engine: args.engine,
+            cpu_runtime: args.cpu_runtime,
             threads: args.threads,
             precision: args.precision,
             batch_profile: profile,
@@ -117,8 +117,8 @@ pub fn write_repo(args: &TritonRepoArgs) -> Result<PathBuf, TritonRepoError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::backend::cpu::EngineChoice;
-    use crate::engines::Precision;
+    use crate::backend::cpu::CpuRuntime;
+    use crate::engine_build::Precision;
     use std::path::Path;
 
     fn args(out: &Path) -> TritonRepoArgs {
@@ -127,7 +127,7 @@ mod tests {
             out: out.to_path_buf(),
             name: None,
             backend: BackendKind::Cpu,
-            engine: EngineChoice::Auto,
+            cpu_runtime: CpuRuntime::Auto,
             threads: 2,
             precision: Precision::Fp16,
             batch_profile: vec![1, 1, 32],

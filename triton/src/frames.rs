@@ -4,7 +4,7 @@
 
 use dvt_edge::bundle::InputSpec;
 use dvt_edge::daemon::frame::to_input;
-use dvt_edge::daemon::protocol::{FrameHeader, Layout, PixelType};
+use dvt_edge::protocol::{FrameHeader, Layout, PixelType};
 
 /// Converts the `shape` / `pixels` of one request's IMAGE and appends its images (each
 /// `C*H*W` floats of `spec`) to `out`; returns how many. On error `out` is left as it was, so

@@ -31,10 +31,6 @@ pub enum CpuRuntime {
     Ort,
 }
 
-/// Old name of [`CpuRuntime`], kept until the files being split elsewhere move over.
-#[doc(hidden)]
-pub type EngineChoice = CpuRuntime;
-
 impl std::fmt::Display for CpuRuntime {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(match self {

@@ -42,7 +42,7 @@ enum Command {
     Build(build::BuildArgs),
     /// Benchmark the CPU backend side by side with ONNX Runtime (per stage, batch 1 and 32),
     /// the GEMM roofline, and the cascade against the static models (tables, JSON, SVG).
-    Bench(dvt_edge::bench::cli::BenchArgs),
+    Bench(dvt_edge::cli::bench::BenchArgs),
     /// Talk to a running dvtd: status, stats, set-budget, reload, drain, metrics, health.
     Ctl(dvt_edge::cli::ctl::CtlArgs),
     /// Start dvtd on the bundled cascade, stream the Fashion-MNIST test images through its
@@ -70,7 +70,7 @@ fn main() -> Result<()> {
         Command::Simulate(args) => simulate::run(args),
         Command::CheckBundle(args) => check_bundle::run(args),
         Command::Build(args) => build::run(args),
-        Command::Bench(args) => Ok(dvt_edge::bench::cli::run_cli(&args)?),
+        Command::Bench(args) => Ok(dvt_edge::cli::bench::run_cli(&args)?),
         Command::Ctl(args) => Ok(dvt_edge::cli::ctl::run(&args)?),
         Command::Demo(args) => Ok(dvt_edge::cli::demo::run(&args)?),
         Command::Echo {

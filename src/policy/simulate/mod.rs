@@ -13,9 +13,9 @@ mod scenario;
 pub use report::{FrameLog, SimReport, SimSummary, StepReport};
 pub use scenario::{builtin, Scenario, SimConfig, Trace};
 
-use super::budget::{Budget, Metric, OperatingTable};
 use super::controller::Controller;
 use super::frontier::best_mix_accuracy;
+use super::operating_table::{Budget, Metric, OperatingTable};
 use super::records::{Records, StageCosts};
 use super::rng::Rng;
 use super::PolicyError;

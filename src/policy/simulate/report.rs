@@ -2,7 +2,7 @@
 //! accuracies summarised from it.
 
 use super::{Scenario, SimConfig};
-use crate::policy::budget::Budget;
+use crate::policy::operating_table::Budget;
 use serde::Serialize;
 
 /// One budget step's settling.

@@ -1,8 +1,8 @@
 //! What a replay runs: budget traces (parsed from files or built in), scenarios and the
 //! simulator's settings.
 
-use crate::policy::budget::Budget;
 use crate::policy::controller::{ControllerConfig, PowerModel};
+use crate::policy::operating_table::Budget;
 use crate::policy::PolicyError;
 use std::path::Path;
 

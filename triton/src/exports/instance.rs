@@ -105,7 +105,7 @@ pub unsafe extern "C" fn TRITONBACKEND_ModelInstanceInitialize(
                 device: usize::try_from(device).unwrap_or(0),
                 precision: p.precision,
                 batch: p.batch_profile,
-                engine: p.engine,
+                cpu_runtime: p.cpu_runtime,
                 threads: p.threads,
                 // Idle pool threads sleep: a server between bursts should not burn cores
                 // that other instances and models share (as dvtd).

@@ -1,6 +1,6 @@
-//! The `dvt bench` command line: arguments and output; `src/bin/dvt.rs` only dispatches here.
+//! The `dvt bench` command line: arguments and output; `src/bin/dvt/main.rs` only dispatches here.
 
-use super::{peer, report, run, BenchError, BenchOptions};
+use crate::bench::{peer, report, run, BenchError, BenchOptions};
 use crate::bundle::Bundle;
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
