@@ -103,10 +103,12 @@ pub fn run(source: ConfigSource) -> Result<(), DaemonError> {
     // The worker builds the first cascade on its own thread, so a GPU backend's CUDA context is
     // created where it runs; warm-up is over before anything is bound or READY=1 is sent.
     let (init_tx, init_rx) = mpsc::channel::<Result<InputSpec, DaemonError>>();
+    // The worker's queues, the shared state, and where it says that `status` shows it.
     type Start = (
         mpsc::Receiver<worker::Job>,
         mpsc::Receiver<WorkerMsg>,
         Arc<Shared>,
+        Sender<()>,
     );
     let (start_tx, start_rx) = mpsc::channel::<Start>();
     let batching = worker::Batching {
@@ -135,9 +137,11 @@ pub fn run(source: ConfigSource) -> Result<(), DaemonError> {
         );
         let _ = init_tx.send(Ok(cascade.input().clone()));
         // Gone when the start-up fails after the load (socket in use...): nothing to serve.
-        if let Ok((jobs_rx, msgs_rx, sh)) = start_rx.recv() {
+        if let Ok((jobs_rx, msgs_rx, sh, published)) = start_rx.recv() {
             let serving = Arc::new(Mutex::new(worker::Serving::new(cascade)));
             let _ = sh.serving.set(serving.clone());
+            worker::publish_current(&serving, &sh);
+            let _ = published.send(());
             worker::run(serving, jobs_rx, msgs_rx, sh, batching)
         }
     })?;
@@ -162,8 +166,13 @@ pub fn run(source: ConfigSource) -> Result<(), DaemonError> {
     let listener = bind(&path, config.socket_mode)?;
     let (jobs_tx, jobs_rx) = mpsc::sync_channel(config.queue);
     let (msgs_tx, msgs_rx) = mpsc::channel::<WorkerMsg>();
+    let (published_tx, published_rx) = mpsc::channel();
     start_tx
-        .send((jobs_rx, msgs_rx, shared.clone()))
+        .send((jobs_rx, msgs_rx, shared.clone(), published_tx))
+        .map_err(|_| DaemonError::Setup("the worker is gone".into()))?;
+    // No connection is accepted before `status` names the backend and the model.
+    published_rx
+        .recv()
         .map_err(|_| DaemonError::Setup("the worker is gone".into()))?;
     let sh = shared.clone();
     let poll = Duration::from_millis(config.budget.poll_ms.max(1));

@@ -179,10 +179,7 @@ pub fn run(
     let mut last_watchdog = Instant::now();
     let mut last_status = Instant::now();
     let mut frames_at_status = 0u64;
-    {
-        let s = lock(&serving);
-        publish(&shared, &s.cascade, &s.thresholds, 0.0);
-    }
+    publish_current(&serving, &shared);
     loop {
         while let Ok(WorkerMsg::Swap(new, ack)) = msgs.try_recv() {
             let mut s = lock(&serving);
@@ -223,6 +220,12 @@ pub fn run(
     let s = lock(&serving);
     publish(&shared, &s.cascade, &s.thresholds, 0.0);
     log(Level::Debug, "worker: queue drained, exiting");
+}
+
+/// Puts what the worker serves into the shared status (backend, model, thresholds).
+pub fn publish_current(serving: &SharedServing, shared: &Shared) {
+    let s = lock(serving);
+    publish(shared, &s.cascade, &s.thresholds, 0.0);
 }
 
 fn publish(shared: &Shared, cascade: &AdaptiveCascade, thresholds: &[f32], fps: f64) {
