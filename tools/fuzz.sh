@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Bounded cargo-fuzz run of dvtd's wire parsers (fuzz/): SECONDS per target (default 30).
 # Needs a nightly toolchain; installs cargo-fuzz (about a minute) when it is missing. The
-# control-line and pixel parsers are fuzzed by proptest in tests/daemon_fuzz.rs (cargo test).
+# control-line and pixel parsers are fuzzed by proptest in tests/daemon/fuzz.rs (cargo test).
 set -euo pipefail
 cd "$(dirname "$0")/../fuzz"
 secs="${1:-30}"

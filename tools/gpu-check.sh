@@ -46,10 +46,10 @@ run build cargo build --release --features cuda,tensorrt --bins
 dvt="$CARGO_TARGET_DIR/release/dvt"
 dvtd="$CARGO_TARGET_DIR/release/dvtd"
 
-run cuda_layer cargo test --release --features cuda,tensorrt --test cuda_device --test tensorrt_loader -- --nocapture
-DVT_BANDWIDTH=1 run bandwidth cargo test --release --features cuda --test cuda_bandwidth -- --nocapture
+run cuda_layer cargo test --release --features cuda,tensorrt --test backends -- --nocapture cuda_library tensorrt_library
+DVT_BANDWIDTH=1 run bandwidth cargo test --release --features cuda --test gpu -- --nocapture bandwidth
 # Without engines, `auto` must run on the CPU and name the missing piece; `tensorrt` must refuse.
-run backend_choice cargo test --release --features cuda,tensorrt --test backend_choice
+run backend_choice cargo test --release --features cuda,tensorrt --test backends choice::
 
 if [ -z "$trtexec" ]; then
   skipped+=("engine build, check-bundle/eval/bench/dvtd on TensorRT: no trtexec (TensorRT's builder) on this machine")
@@ -59,7 +59,7 @@ else
     [ "${result[build_$p]}" = pass ] || { skipped+=("$p checks: engine build failed"); continue; }
     if [ "$p" = fp32 ]; then tol=(--tolerance 1e-3); elif [ -f "$bundle/fp16/reference.json" ]; then tol=(); else tol=(--tolerance 2e-2); fi
     run "check_$p" "$dvt" check-bundle "$bundle" --backend tensorrt --precision "$p" "${tol[@]}"
-    DVT_GPU_CHECK=$p run "parity_timing_$p" cargo test --release --features cuda,tensorrt --test tensorrt_gpu -- --nocapture
+    DVT_GPU_CHECK=$p run "parity_timing_$p" cargo test --release --features cuda,tensorrt --test gpu -- --nocapture tensorrt_vs_cpu
     run "eval_$p" "$dvt" eval --bundle "$bundle" --backend tensorrt --precision "$p" --thresholds 0.9,0.9 --json
     run "bench_$p" "$dvt" bench --bundle "$bundle" --backend tensorrt --precision "$p" --iters 100 --images 200 --json-out "$logs/bench_$p.json"
     # trtexec's own view of each engine: GPU compute time at the profile's opt shapes (batch 1,

@@ -9,7 +9,7 @@ if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi
 
 # python3-torch: CPU-only PyTorch for the offline tools and their tests (far lighter than PyPI's);
 # dataset-fashion-mnist: the bundled model's data; systemd: systemd-analyze for
-# tests/systemd_units.rs (no running systemd needed); the rest: ONNX tooling and the venv.
+# tests/daemon/systemd_units.rs (no running systemd needed); the rest: ONNX tooling and the venv.
 APT_PACKAGES=(python3-torch python3-onnx python3-numpy python3-pil python3-venv python3-pip
               libopenblas0-pthread dataset-fashion-mnist pkg-config systemd)
 missing=()

@@ -29,7 +29,7 @@ cargo clippy --lib --bins --tests --features cuda,tensorrt -- -D warnings
 # DVT_NVINFER: the real TensorRT 10.16 lean runtime that setup.sh fetched from PyPI, so the loader
 # test dlopens and version-checks a genuine libnvinfer (and the backend refuses cleanly: no GPU).
 DVT_NVINFER="$PWD/.venv/trt-lean/tensorrt_lean_libs/libnvinfer_lean.so.10" \
-  cargo test --features cuda,tensorrt --test cuda_device --test tensorrt_loader --test backend_choice
+  cargo test --features cuda,tensorrt --test backends
 # dvtd's NVML power budget source (nvml-wrapper loads libnvidia-ml at run time).
 cargo clippy --lib --bins --features nvml -- -D warnings
 # Bounded fuzzing of the frame and reply parsers (needs a nightly toolchain).

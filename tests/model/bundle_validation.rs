@@ -1,7 +1,7 @@
 //! A broken bundle fails at load time with one clear error naming the stage, tensor or file,
 //! and the CLI reports it without panicking.
 
-mod common;
+use crate::common;
 
 use common::{bundle_dir, copy_dir};
 use dvt_edge::bundle::{Bundle, BundleError};

@@ -1,6 +1,6 @@
 //! Budget -> operating point, open loop, on a table solved from synthetic records.
 
-mod policy_support;
+use crate::policy_support;
 
 use dvt_edge::policy::{Budget, PolicyError, Rng};
 

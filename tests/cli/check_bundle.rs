@@ -1,7 +1,7 @@
 //! `check_bundle` on the shipped bundle: every stage reproduces the exporter's outputs, and a
 //! corrupted reference is reported on exactly the output it belongs to.
 
-mod common;
+use crate::common;
 
 use common::{bundle_dir, copy_dir};
 use dvt_edge::backend::cpu::CpuBackend;

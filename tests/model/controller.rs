@@ -1,6 +1,6 @@
 //! The closed-loop controller on simulated traces (frames replayed from synthetic records).
 
-mod policy_support;
+use crate::policy_support;
 
 use dvt_edge::policy::simulate::{self, Scenario, SimConfig, Trace};
 use dvt_edge::policy::{Budget, Controller, ControllerConfig};

@@ -5,7 +5,7 @@
 //! relative error <= 1e-3; FP16: top-1 agreement >= 99%), and prints a per-stage timing table.
 #![cfg(feature = "tensorrt")]
 
-mod common;
+use crate::common;
 
 use dvt_edge::backend::cpu::CpuBackend;
 use dvt_edge::backend::tensorrt::{TrtBackend, TrtOptions};

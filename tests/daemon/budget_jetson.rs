@@ -2,7 +2,7 @@
 //! without VDD_IN, Thor's INA238 in µW), found by label; a sensor that vanishes falls back to
 //! the safe budget once and recovers — in the library and in the real daemon.
 
-mod daemon_support;
+use crate::daemon_support;
 
 use daemon_support::Daemon;
 use dvt_edge::budget_source::jetson::{choose, discover, JetsonSource};

@@ -1,7 +1,7 @@
 //! The CPU backend reproduces the exporter's PyTorch outputs for every stage of the bundled
 //! cascade, and the cascade wires the stages together the same way PyTorch does.
 
-mod common;
+use crate::common;
 
 use common::{bundle_dir, rel_err};
 use dvt_edge::backend::cpu::CpuBackend;

@@ -2,7 +2,7 @@
 //! checks, engine cache keys and lookups, and the trtexec command lines per
 //! TensorRT version. Runs in the default `cargo test` (no CUDA, no TensorRT needed).
 
-mod common;
+use crate::common;
 
 use dvt_edge::bundle::{Bundle, DType, Dim, Manifest};
 use dvt_edge::engine_build::build::{

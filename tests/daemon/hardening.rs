@@ -3,7 +3,7 @@
 //! budget read that blocks, idle connections pinning their largest payload buffer, and
 //! connections that send half a frame and wait.
 
-mod daemon_support;
+use crate::daemon_support;
 
 use daemon_support::{test_images, Daemon};
 use dvt_edge::client::{read_reply, Client, Image};

@@ -6,7 +6,7 @@
 //! tools/setup.sh links). Where it is absent these tests say so and pass, unless
 //! `DVT_REQUIRE_ORT=1` (tools/test.sh, hence CI) makes its absence a failure.
 
-mod common;
+use crate::common;
 
 use common::bundle_dir;
 use dvt_edge::backend::cpu::{CpuBackend, CpuRuntime};

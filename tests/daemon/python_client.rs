@@ -1,6 +1,6 @@
 //! The stdlib-only Python client and its folder-streaming example against the real daemon.
 
-mod daemon_support;
+use crate::daemon_support;
 
 use daemon_support::{bundle_dir, in_process, test_images, Daemon};
 use std::path::Path;

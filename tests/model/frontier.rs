@@ -1,7 +1,7 @@
 //! Our frontier against DVT's official procedure, on images the solver never saw: synthetic
 //! records, and the committed records of the bundled, trained cascade.
 
-mod policy_support;
+use crate::policy_support;
 
 use dvt_edge::bundle::{Bundle, OperatingPoint};
 use dvt_edge::policy::calibrate::{self, accuracy_at, curve, records_path, Solution};

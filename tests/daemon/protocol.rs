@@ -1,7 +1,7 @@
 //! The real `dvtd` on a real socket: answers match an in-process cascade, and bad input of
 //! every kind gets a clear reply while the daemon keeps serving.
 
-mod daemon_support;
+use crate::daemon_support;
 
 use daemon_support::{bundle_dir, in_process, test_images, Daemon};
 use dvt_edge::bundle::Bundle;

@@ -1,7 +1,7 @@
 //! The budget file source: re-read on change, comments skipped, missing/garbage/stale files
 //! fall back to the safe budget; and the real daemon follows the file.
 
-mod daemon_support;
+use crate::daemon_support;
 
 use daemon_support::Daemon;
 use dvt_edge::budget_source::file::FileSource;

@@ -1,6 +1,6 @@
 //! `dvt eval` end to end on real Fashion-MNIST test images (the Debian dataset package).
 
-mod common;
+use crate::common;
 
 use common::{bundle_dir, json_stdout};
 use std::process::Command;

@@ -2,7 +2,7 @@
 //! numbers, ONNX Runtime computing the same logits as we do when it is installed, a run that
 //! still completes (and says so) when it is not, and clear errors on bad input.
 
-mod common;
+use crate::common;
 
 use serde_json::Value;
 use std::process::Command;

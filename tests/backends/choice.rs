@@ -4,7 +4,7 @@
 //! takes. Run with and without `--features cuda,tensorrt` (tools/test.sh does both): the missing
 //! piece differs (the feature, then the CUDA driver).
 
-mod common;
+use crate::common;
 
 use common::{bundle_dir, copy_dir, json_stdout};
 use dvt_edge::backend::select;

@@ -1,7 +1,7 @@
 //! `dvt calibrate` and `dvt simulate` end to end: the real bundled cascade on real
 //! Fashion-MNIST images (a few hundred, to keep CI quick), in a copy of the bundle.
 
-mod common;
+use crate::common;
 
 use common::{bundle_dir, copy_dir, json_stdout as json};
 use dvt_edge::bundle::Bundle;

@@ -1,7 +1,7 @@
 //! The exit rule on the real cascade: the first stage whose confidence reaches its threshold
 //! answers, with that stage's own prediction and cumulative cost.
 
-mod common;
+use crate::common;
 
 use common::bundle_dir;
 use dvt_edge::backend::cpu::CpuBackend;

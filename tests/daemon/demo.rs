@@ -1,7 +1,7 @@
 //! `dvt demo` end to end: starts the real dvtd, steps the budget, prints per-step rows whose
 //! accuracy matches an in-process cascade and whose cost falls with the budget.
 
-mod daemon_support;
+use crate::daemon_support;
 
 use daemon_support::{bundle_dir, in_process, test_images};
 

@@ -2,7 +2,7 @@
 //! the old one keeps serving; a good one is swapped in without dropping frames), systemd
 //! notifications, metrics and health, `dvt ctl`, budgets from clients.
 
-mod daemon_support;
+use crate::daemon_support;
 
 use daemon_support::{bundle_dir, test_images, Daemon};
 use dvt_edge::client::{Client, Image};

@@ -1,0 +1,10 @@
+//! The `dvt` command line end to end: `eval`, `calibrate`/`simulate`, `check-bundle` and `bench`
+//! as a user runs them.
+
+#[path = "../common/mod.rs"]
+mod common;
+
+mod bench;
+mod calibrate_simulate;
+mod check_bundle;
+mod eval;
