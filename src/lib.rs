@@ -6,11 +6,14 @@
 //! under a [`Budget`] (GFLOPs, ms, images/s or watts per frame), returning a [`Decision`] per
 //! frame. See `examples/classify.rs`.
 //!
-//! Layers (see `docs/ARCHITECTURE.md`): [`bundle`] (the manifest contract), [`backend`] (runs
-//! one stage: CPU by default, TensorRT behind a feature), [`cascade`] (stage after stage with the
-//! exit rule), [`policy`] (operating points, controller, calibration), [`adaptive`] (the type
-//! above), [`daemon`] (`dvtd`), [`data`] (datasets and pre-processing) and [`eval`] (accuracy /
-//! cost reports).
+//! Layers (see `docs/ARCHITECTURE.md`): [`bundle`] (the manifest contract and the reuse
+//! wiring), [`backend`] (runs one stage: CPU by default, TensorRT behind a feature; its engines
+//! are built and found by [`engine_build`]), [`cascade`] (stage after stage with the exit rule),
+//! [`policy`] (operating points, controller, calibration), [`adaptive`] (the type above),
+//! [`protocol`] and [`client`] (dvtd's wire format and a client), [`daemon`] (`dvtd`), [`data`]
+//! (datasets and pre-processing) and [`eval`] (accuracy / cost reports). The command-line
+//! programs (`cli`, with clap, indicatif and plotters) are behind the default `cli` feature:
+//! `default-features = false` leaves them out.
 
 pub mod adaptive;
 pub mod backend;

@@ -3,7 +3,7 @@
 //!
 //! - JetPack 5/6 (and 7's INA3221): `bus/i2c/devices/<bus>-00<4x>/hwmon/hwmon<N>/` (also
 //!   `class/hwmon/hwmon<N>` with `name` = `ina3221`): `in<k>_label`, `in<k>_input` (mV),
-//!   `curr<k>_input` (mA); P [mW] = mV x mA / 1000.
+//!   `curr<k>_input` (mA); P (mW) = mV x mA / 1000.
 //! - JetPack 4: `bus/i2c/drivers/ina3221x/<bus>-00<4x>/iio:device<N>/`: `rail_name_<k>`,
 //!   `in_power<k>_input` (mW), else `in_voltage<k>_input` (mV) x `in_current<k>_input` (mA).
 //! - INA238 board monitor (Thor carrier): hwmon `name` = `ina238`, `power1_input` in µW.

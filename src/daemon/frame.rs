@@ -5,6 +5,7 @@
 
 use crate::bundle::InputSpec;
 use crate::data::image::{self, Picture};
+use crate::data::preprocess::normalize_hwc_into;
 use crate::protocol::{FrameHeader, Layout, PixelType};
 
 /// Pixels that cannot become the model's input.
@@ -80,8 +81,8 @@ pub fn to_input(h: &FrameHeader, payload: &[u8], spec: &InputSpec) -> Result<Vec
         got: e.got,
         want: e.want,
     };
-    // HWC pixels of the model's geometry, as f32 in [0, 1] ready for the mean/std step.
-    let unit: Vec<f32> = match h.dtype {
+    let mut out = vec![0.0f32; want * spec.height * spec.width];
+    match h.dtype {
         PixelType::U8 => {
             let data = if planar {
                 to_hwc(payload, hh * ww, cc)
@@ -90,11 +91,8 @@ pub fn to_input(h: &FrameHeader, payload: &[u8], spec: &InputSpec) -> Result<Vec
             };
             let pic = Picture::new(ww, hh, cc, data).expect("length checked above");
             let pic = image::to_channels_u8(pic, want).map_err(channels_err)?;
-            image::fit(&pic, spec)
-                .data
-                .iter()
-                .map(|&p| p as f32 / spec.scale)
-                .collect()
+            let fitted = image::fit(&pic, spec);
+            normalize_hwc_into(&fitted.data, |p| f32::from(p) / spec.scale, spec, &mut out);
         }
         PixelType::F32 => {
             let mut values = Vec::with_capacity(hh * ww * cc);
@@ -110,15 +108,7 @@ pub fn to_input(h: &FrameHeader, payload: &[u8], spec: &InputSpec) -> Result<Vec
             }
             let pic = Picture::new(ww, hh, cc, values).expect("length checked above");
             let pic = image::to_channels_f32(pic, want).map_err(channels_err)?;
-            image::fit(&pic, spec).data
-        }
-    };
-    let (oh, ow) = (spec.height, spec.width);
-    let mut out = vec![0.0f32; want * oh * ow];
-    for c in 0..want {
-        let (mean, std) = (spec.mean[c], spec.std[c]);
-        for i in 0..oh * ow {
-            out[c * oh * ow + i] = (unit[i * want + c] - mean) / std;
+            normalize_hwc_into(&image::fit(&pic, spec).data, |v| v, spec, &mut out);
         }
     }
     Ok(out)

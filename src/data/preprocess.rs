@@ -72,19 +72,35 @@ pub fn normalize_u8_hwc(
     check_geometry(pixels.len(), n, spec)?;
     let (h, w, c) = (spec.height, spec.width, spec.channels);
     let mut out = Array4::<f32>::zeros((n, c, h, w));
-    for (i, mut img) in out.outer_iter_mut().enumerate() {
-        let src = &pixels[i * h * w * c..(i + 1) * h * w * c];
-        for ch in 0..c {
-            let (mean, std) = (spec.mean[ch], spec.std[ch]);
-            for y in 0..h {
-                for x in 0..w {
-                    let p = src[(y * w + x) * c + ch] as f32;
-                    img[[ch, y, x]] = (p / spec.scale - mean) / std;
-                }
-            }
-        }
+    let flat = out.as_slice_mut().expect("a new array is contiguous");
+    for (src, dst) in pixels
+        .chunks_exact(h * w * c)
+        .zip(flat.chunks_exact_mut(h * w * c))
+    {
+        normalize_hwc_into(src, |p| f32::from(p) / spec.scale, spec, dst);
     }
     Ok(out.into_dyn())
+}
+
+/// The normalisation every input path ends with (`dvt eval`, calibration, dvtd's frames,
+/// Triton's requests): one HWC image of the model's geometry into `out` as `[C, H, W]`,
+/// `(to_unit(v) - mean[c]) / std[c]`, where `to_unit` brings a stored value to [0, 1]
+/// (`p / scale` for u8 pixels).
+pub fn normalize_hwc_into<T: Copy>(
+    src: &[T],
+    to_unit: impl Fn(T) -> f32,
+    spec: &InputSpec,
+    out: &mut [f32],
+) {
+    let (hw, c) = (spec.height * spec.width, spec.channels);
+    debug_assert_eq!(src.len(), hw * c);
+    debug_assert_eq!(out.len(), hw * c);
+    for ch in 0..c {
+        let (mean, std) = (spec.mean[ch], spec.std[ch]);
+        for i in 0..hw {
+            out[ch * hw + i] = (to_unit(src[i * c + ch]) - mean) / std;
+        }
+    }
 }
 
 #[cfg(test)]

@@ -1,8 +1,8 @@
 //! `dvt demo`: starts `dvtd` on the bundled cascade, streams the Fashion-MNIST test images
 //! through its socket while stepping the budget down, and prints one row per budget step:
 //! accuracy, cost, exits per stage, frames/s and latency. `--bench` also measures the socket
-//! path against an in-process cascade call ([`bench`]) and many clients against the in-process
-//! batched cascade ([`batching`]).
+//! path against an in-process cascade call (`bench`) and many clients against the in-process
+//! batched cascade (`batching`).
 
 mod batching;
 mod bench;
