@@ -9,10 +9,15 @@ use std::os::unix::net::UnixStream;
 use std::process::{Child, Command, Stdio};
 use std::time::Instant;
 
+/// `busy_us` that makes the echo read each request's busy time from its first 8 bytes
+/// ([`PingPong::round_trip_busy_ms`]).
+pub const BUSY_PER_REQUEST: u64 = u64::MAX;
+
 /// The echo end: reads `request` bytes from stdin, answers `reply` bytes on stdout, until EOF;
 /// with `busy_us` > 0 it computes that long before each answer (as a server that runs a model
-/// does), which shows what waking up after a longer wait costs the client. Run as
-/// `dvt __echo REQUEST REPLY [BUSY_US]` with both stdin and stdout on one Unix socket.
+/// does), which shows what waking up after a longer wait costs the client; with
+/// [`BUSY_PER_REQUEST`] each request says how long. Run as `dvt __echo REQUEST REPLY [BUSY_US]`
+/// with both stdin and stdout on one Unix socket.
 pub fn echo(request: usize, reply: usize, busy_us: u64) -> std::io::Result<()> {
     let mut input = std::io::stdin().lock();
     let mut output = std::io::stdout().lock();
@@ -24,6 +29,11 @@ pub fn echo(request: usize, reply: usize, busy_us: u64) -> std::io::Result<()> {
             Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(()),
             Err(e) => return Err(e),
         }
+        let busy_us = if busy_us == BUSY_PER_REQUEST && buf.len() >= 8 {
+            u64::from_le_bytes(buf[..8].try_into().expect("8 bytes"))
+        } else {
+            busy_us
+        };
         if busy_us > 0 {
             let t0 = Instant::now();
             let mut x = 0u64;
@@ -67,6 +77,15 @@ impl PingPong {
             request: vec![0xa5u8; request.max(1)],
             reply: vec![0u8; reply.max(1)],
         })
+    }
+
+    /// One round trip whose far end (started with [`BUSY_PER_REQUEST`]) computes `busy_us`
+    /// before answering, in milliseconds.
+    pub fn round_trip_busy_ms(&mut self, busy_us: u64) -> std::io::Result<f64> {
+        if self.request.len() >= 8 {
+            self.request[..8].copy_from_slice(&busy_us.to_le_bytes());
+        }
+        self.round_trip_ms()
     }
 
     /// One round trip, in milliseconds.
