@@ -2,8 +2,8 @@
 //! the limit, and whatever it accepts re-encodes to the same bytes.
 #![no_main]
 
-#[allow(dead_code)]
-#[path = "../../src/daemon/protocol.rs"]
+#[allow(dead_code, unused_imports)]
+#[path = "../../src/protocol/mod.rs"]
 mod protocol;
 
 use libfuzzer_sys::fuzz_target;

@@ -2,8 +2,8 @@
 //! text than the protocol allows.
 #![no_main]
 
-#[allow(dead_code)]
-#[path = "../../src/daemon/protocol.rs"]
+#[allow(dead_code, unused_imports)]
+#[path = "../../src/protocol/mod.rs"]
 mod protocol;
 
 use libfuzzer_sys::fuzz_target;
