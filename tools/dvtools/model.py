@@ -125,6 +125,27 @@ class PatchTokenizer(nn.Module):
         return self.proj(x).flatten(2).transpose(1, 2)
 
 
+class ConvStemTokenizer(nn.Module):
+    """Two 3x3 convolutions (BatchNorm, GELU) at full resolution, then the patch convolution.
+
+    A plain patch embedding sees each patch alone, and a small ViT trained from scratch needs
+    many epochs to learn local structure from attention alone. Early convolutions give every
+    token the context around its patch (Xiao et al., "Early Convolutions Help Transformers See
+    Better", NeurIPS 2021), as T2T-ViT's overlapping soft split does for DVT's own backbone.
+    The stem runs at the image's resolution, so it costs the same on every grid: keep it narrow.
+    """
+
+    def __init__(self, in_chans: int, dim: int, patch: int, channels: int):
+        super().__init__()
+        self.stem = nn.Sequential(
+            nn.Conv2d(in_chans, channels, kernel_size=3, padding=1), nn.BatchNorm2d(channels), nn.GELU(),
+            nn.Conv2d(channels, channels, kernel_size=3, padding=1), nn.BatchNorm2d(channels), nn.GELU())
+        self.proj = nn.Conv2d(channels, dim, kernel_size=patch, stride=patch)
+
+    def forward(self, x):
+        return self.proj(self.stem(x)).flatten(2).transpose(1, 2)
+
+
 class DvtStage(nn.Module):
     """One cascade stage: tokenizer, cls + positions, blocks, final norm and head.
 

@@ -61,3 +61,34 @@ def test_gflops_grow_with_tokens(exported):
     block = n * d * 3 * d + 2 * n * n * d + n * d * d + n * (d * h + h * d)
     expected = 2 * block + 16 * 49 * d + d * 10
     assert g[0] * 1e9 == pytest.approx(expected, rel=1e-9)
+
+
+def test_conv_stem_exports_with_its_batchnorm_statistics(tmp_path):
+    """The conv stem's BatchNorm must export with its running statistics (eval mode) and the
+    export must leave the stage in eval mode: a stage put back in training mode would use batch
+    statistics in the parity check and in the reference outputs, and update its running ones."""
+    cfg = SmallVitConfig(dim=32, depth=1, heads=2, mlp_hidden=64, stem_channels=8)
+    torch.manual_seed(0)
+    cascade = make_cascade(cfg)
+    cascade.train()
+    with torch.no_grad():
+        for _ in range(3):  # move the running statistics away from their (0, 1) start
+            cascade(torch.randn(32, 1, 28, 28) * 2 + 1)
+    cascade.eval()
+    stage = cascade.stages[0]
+    bn = stage.tokenizer.stem[1]
+    before = bn.running_mean.clone()
+    assert before.abs().max() > 0.1
+    path = str(tmp_path / "stage1.onnx")
+    inputs, _ = export_stage(stage, path, (1, 28, 28), 10, feeds_next=True)
+    assert not stage.training and not bn.training
+    errs = check_parity(stage, path, inputs, True, batch=3)
+    assert max(errs.values()) < 1e-4, errs
+    assert torch.equal(bn.running_mean, before)
+    # BatchNorm is folded into the convolutions: no op that TensorRT or tract must treat apart.
+    assert "BatchNormalization" not in {n.op_type for n in onnx.load(path).graph.node}
+    # FLOPs by hand: the stem's two 3x3 convs at 28x28, the 7x7 patch conv, one block, head.
+    n, d, h, c = 17, 32, 64, 8
+    stem = 28 * 28 * c * 9 + 28 * 28 * c * c * 9 + 16 * d * c * 49
+    block = n * d * 3 * d + 2 * n * n * d + n * d * d + n * (d * h + h * d)
+    assert count_gflops(path) * 1e9 == pytest.approx(stem + block + d * 10, rel=1e-9)
