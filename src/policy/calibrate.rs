@@ -2,6 +2,7 @@
 //! confidences, time the stages, solve the operating points (official and frontier), and
 //! compare them on held-out images.
 
+use super::claims::CascadeClaims;
 use super::frontier::{self, interpolate, FrontierOptions};
 use super::official;
 use super::records::{Records, RecordsMeta, StageCosts};
@@ -355,6 +356,9 @@ pub struct CalibrateReport {
     pub worst_deficit: f64,
     /// Where the plot was written (`None`: built without the `cli` feature, which draws it).
     pub plot: Option<PathBuf>,
+    /// What the cascade buys over one static model, on the held-out images (`None`: no
+    /// held-out split).
+    pub claims: Option<CascadeClaims>,
 }
 
 /// Largest `official - frontier` accuracy at the official points' costs on `records`.
@@ -466,5 +470,6 @@ pub fn finish_in(
         comparisons,
         worst_deficit: deficit,
         plot: cfg!(feature = "cli").then_some(plot_path),
+        claims: heldout.map(|h| CascadeClaims::measure(manifest, &solution.frontier, h)),
     })
 }

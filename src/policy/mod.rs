@@ -13,9 +13,11 @@
 //!   trim, anti-windup) for budgets the table cannot predict, above all watts.
 //! - [`simulate`] - replays recorded confidences against budget traces.
 //! - [`calibrate`] - runs the cascade over a labelled split and produces all of the above.
+//! - [`claims`] - whether the calibrated cascade earns its place over one static model.
 //! - `plot` - `accuracy_vs_cost.svg` (feature `cli`).
 
 pub mod calibrate;
+pub mod claims;
 pub mod controller;
 pub mod frontier;
 pub mod official;
@@ -26,6 +28,7 @@ pub mod records;
 mod rng;
 pub mod simulate;
 
+pub use claims::CascadeClaims;
 pub use controller::{Controller, ControllerConfig, ControllerState, PowerModel};
 pub use operating_table::{Budget, Metric, Mix, OperatingTable};
 pub use records::{Records, RecordsMeta, StageCosts};

@@ -9,6 +9,7 @@ mod policy_support;
 
 mod bench_stats;
 mod bundle_validation;
+mod claims;
 mod controller;
 mod exit_rule;
 mod frontier;

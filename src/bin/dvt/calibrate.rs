@@ -175,6 +175,12 @@ pub fn run(args: CalibrateArgs) -> Result<()> {
         "worst deficit of the frontier below an official point: {:+.3} points",
         100.0 * report.worst_deficit
     );
+    if let Some(claims) = &report.claims {
+        println!("on the {} held-out images:", claims.images);
+        for line in claims.lines() {
+            println!("  {line}");
+        }
+    }
     if let Some(plot) = &report.plot {
         println!("plot: {}", plot.display());
     }
