@@ -49,6 +49,9 @@ def main():
     ap.add_argument("--distill", type=float, default=d.distill, help="0 turns distillation off")
     ap.add_argument("--no-augment", action="store_true", help="no random crop / flip")
     ap.add_argument("--seed", type=int, default=d.seed)
+    ap.add_argument("--precision", choices=["bf16", "fp32"], default="bf16",
+                    help="bf16: forward passes under bfloat16 autocast (use fp32 on a CPU without "
+                         "AVX512-BF16 or AMX, where bfloat16 is emulated and slower)")
     ap.add_argument("--stem-channels", type=int, default=STEM_CHANNELS,
                     help="width of each stage's conv stem (0: plain patch embedding)")
     ap.add_argument("--threads", type=int, default=2)
@@ -60,7 +63,7 @@ def main():
     cfg = SmallVitConfig(dim=64, depth=3, heads=2, mlp_hidden=128, stem_channels=args.stem_channels)
     recipe = Recipe(epochs=args.epochs, batch=args.batch, lr=args.lr, distill=args.distill,
                     crop_padding=0 if args.no_augment else d.crop_padding, hflip=not args.no_augment,
-                    seed=args.seed)
+                    seed=args.seed, precision=args.precision)
 
     tr_img, tr_lab = fmnist_data.load("train", args.data)
     te_img, te_lab = fmnist_data.load("t10k", args.data)

@@ -43,6 +43,9 @@ class Recipe:
     hflip: bool = True
     distill: float = 0.5  # weight of the last exit's soft target on the earlier exits (0 = off)
     seed: int = 0
+    # "bf16": forward passes under bfloat16 autocast (weights, optimiser and loss stay float32):
+    # on a CPU with AVX512-BF16 a cascade step takes a quarter of the float32 time.
+    precision: str = "fp32"
 
     def to_dict(self):
         return dataclasses.asdict(self)
@@ -155,6 +158,8 @@ def fit(model, name: str, x, y, recipe: Recipe, work: str, logits_of: Callable, 
     epoch's log entry has the mean loss and the mean of its first and last tenth of steps
     (`loss_first`, `loss_last`: whether one epoch made progress).
     """
+    if recipe.precision not in ("fp32", "bf16"):
+        raise SystemExit(f"[{name}] precision {recipe.precision!r}: expected fp32 or bf16")
     ck = Checkpoints(work, name)
     dev = torch.device(device) if device is not None else default_device()
     model.to(dev)
@@ -189,7 +194,10 @@ def fit(model, name: str, x, y, recipe: Recipe, work: str, logits_of: Callable, 
             # Augmentation draws on the CPU generator, so a run is the same on any device.
             xb = augment(x[idx], recipe, g, background).to(dev, non_blocking=True)
             xb = prepare(xb) if prepare else xb
-            loss = exit_loss(logits_of(model(xb)), y[idx].to(dev), recipe.distill)
+            with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=recipe.precision == "bf16"):
+                out = model(xb)
+            logits = [lg.float() for lg in logits_of(out)]
+            loss = exit_loss(logits, y[idx].to(dev), recipe.distill)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()

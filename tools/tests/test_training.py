@@ -75,3 +75,24 @@ def test_augment_keeps_shapes_and_without_it_is_the_identity():
     assert out.shape == x[:16].shape and not torch.equal(out, x[:16])
     same = augment(x[:16], Recipe(crop_padding=0, hflip=False), g, -0.8)
     assert torch.equal(same, x[:16])
+
+
+def test_bf16_autocast_trains_float32_weights_close_to_the_float32_run(tmp_path):
+    """bfloat16 autocast changes the forward's arithmetic, not what is trained: the weights stay
+    float32, the loss falls, and the result stays near the float32 run of the same recipe."""
+    x, y = data()
+    quiet = dict(log=lambda s: None)
+    runs = {}
+    for precision in ("fp32", "bf16"):
+        r = Recipe(epochs=2, batch=32, lr=3e-3, precision=precision)
+        runs[precision] = fit(model(), "m", x, y, r, str(tmp_path / precision), cascade_logits, -0.8,
+                              False, **quiet)
+    bf16 = runs["bf16"]
+    assert all(p.dtype == torch.float32 for p in bf16.parameters())
+    assert bf16.training_history[-1]["loss"] < bf16.training_history[0]["loss"]
+    a, b = (torch.cat([p.detach().flatten() for p in m.parameters()]) for m in runs.values())
+    assert not torch.equal(a, b)  # the autocast did run
+    assert (a - b).norm() / a.norm() < 0.05
+    with pytest.raises(SystemExit, match="precision"):
+        fit(model(), "m", x, y, Recipe(epochs=1, batch=32, precision="fp8"), str(tmp_path / "x"),
+            cascade_logits, -0.8, False, **quiet)
