@@ -41,7 +41,7 @@ import torch  # noqa: E402
 from dvtools import bundle_writer, fmnist_model, images  # noqa: E402
 from dvtools.official import ARCHS, CheckpointError, load_backbone  # noqa: E402
 from dvtools.official import arch as official_arch  # noqa: E402
-from dvtools.training import Recipe, cascade_logits, exit_accuracies, fit  # noqa: E402
+from dvtools.training import Recipe, cascade_logits, exit_accuracies, fit, resolve_precision  # noqa: E402
 
 REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
 OWN_FORMAT = "dvt-edge-train/1"
@@ -148,6 +148,10 @@ def main(argv=None) -> int:
     ap.add_argument("--interpolation", default="bicubic", choices=["bilinear", "bicubic", "lanczos", "box", "hamming"])
     ap.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     ap.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
+    ap.add_argument("--precision", choices=["auto", "bf16", "fp32"], default="auto",
+                    help="bf16: forward passes under bfloat16 autocast (weights stay float32); auto: bf16 "
+                         "where the device runs it natively (CUDA, or a CPU with AVX512-BF16 or AMX) "
+                         "and the arch supports it (fmnist-small; the official archs train in float32)")
     ap.add_argument("--work", help="checkpoint folder (default OUT/train)")
     ap.add_argument("--resume", action="store_true", help="continue from the checkpoints in --work")
     ap.add_argument("--reference-images", type=int, default=8)
@@ -189,9 +193,16 @@ def main(argv=None) -> int:
     lr = args.lr or (2e-4 if args.init else 2e-3)
     batch = min(args.batch, len(x_tr))
     pad = 2 if spec.height <= 64 else spec.height // 14  # the random crop's padding: ~7% of the side
+    precision = resolve_precision(args.precision, device)
+    if args.arch != "fmnist-small" and precision == "bf16":
+        # The official T2T modules' Performer mixes float32 and autocast tensors in LayerNorm.
+        if args.precision == "bf16":
+            raise SystemExit(f"--precision bf16: the {args.arch} modules train in float32 only")
+        precision = "fp32"
     recipe = Recipe(epochs=args.epochs, batch=batch, lr=lr, distill=args.distill,
                     warmup_epochs=min(1.0, args.epochs / 10), crop_padding=0 if args.no_augment else pad,
-                    hflip=not args.no_augment, seed=args.seed)
+                    hflip=not args.no_augment, seed=args.seed,
+                    precision=precision)
     work = args.work or os.path.join(args.out, "train")
     prepare = prepare_fn(spec, device)
     # u8 NCHW on the CPU: pixels are normalised per batch, on the device.

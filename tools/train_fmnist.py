@@ -23,7 +23,8 @@ import torch
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from dvtools import fmnist_data  # noqa: E402
 from dvtools.fmnist_model import GRIDS, MEAN, STD, SmallVitConfig, make_cascade, make_static  # noqa: E402
-from dvtools.training import Recipe, cascade_logits, exit_accuracies, fit, stage_logits  # noqa: E402
+from dvtools.training import (Recipe, cascade_logits, default_device, exit_accuracies, fit,  # noqa: E402
+                              resolve_precision, stage_logits)
 
 CALIBRATION_IMAGES = 5000
 VALIDATION_IMAGES = 2000
@@ -49,9 +50,9 @@ def main():
     ap.add_argument("--distill", type=float, default=d.distill, help="0 turns distillation off")
     ap.add_argument("--no-augment", action="store_true", help="no random crop / flip")
     ap.add_argument("--seed", type=int, default=d.seed)
-    ap.add_argument("--precision", choices=["bf16", "fp32"], default="bf16",
-                    help="bf16: forward passes under bfloat16 autocast (use fp32 on a CPU without "
-                         "AVX512-BF16 or AMX, where bfloat16 is emulated and slower)")
+    ap.add_argument("--precision", choices=["auto", "bf16", "fp32"], default="auto",
+                    help="bf16: forward passes under bfloat16 autocast; auto: bf16 where the device "
+                         "runs it natively (CUDA, or a CPU with AVX512-BF16 or AMX), else fp32")
     ap.add_argument("--stem-channels", type=int, default=STEM_CHANNELS,
                     help="width of each stage's conv stem (0: plain patch embedding)")
     ap.add_argument("--threads", type=int, default=2)
@@ -63,7 +64,7 @@ def main():
     cfg = SmallVitConfig(dim=64, depth=3, heads=2, mlp_hidden=128, stem_channels=args.stem_channels)
     recipe = Recipe(epochs=args.epochs, batch=args.batch, lr=args.lr, distill=args.distill,
                     crop_padding=0 if args.no_augment else d.crop_padding, hflip=not args.no_augment,
-                    seed=args.seed, precision=args.precision)
+                    seed=args.seed, precision=resolve_precision(args.precision, default_device()))
 
     tr_img, tr_lab = fmnist_data.load("train", args.data)
     te_img, te_lab = fmnist_data.load("t10k", args.data)

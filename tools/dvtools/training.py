@@ -93,6 +93,26 @@ def exit_loss(exit_logits: List[torch.Tensor], y: torch.Tensor, distill: float) 
     return loss
 
 
+def bf16_is_fast(device: torch.device) -> bool:
+    """Whether `device` runs bfloat16 matrix products natively (CUDA with bf16, or a CPU with
+    AVX512-BF16 or AMX); elsewhere bfloat16 is emulated and slower than float32."""
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    try:
+        with open("/proc/cpuinfo") as f:
+            flags = set(f.read().split())
+    except OSError:
+        return False
+    return bool(flags & {"avx512_bf16", "amx_bf16"})
+
+
+def resolve_precision(choice: str, device: torch.device) -> str:
+    """`--precision auto|bf16|fp32` -> "bf16" or "fp32" (auto: bf16 where it is native)."""
+    if choice == "auto":
+        return "bf16" if bf16_is_fast(device) else "fp32"
+    return choice
+
+
 def default_device() -> torch.device:
     """CUDA when PyTorch has a GPU, else the CPU."""
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
