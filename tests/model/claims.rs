@@ -119,18 +119,7 @@ fn a_last_stage_worse_than_the_one_before_is_called_out() {
 fn the_bundled_cascades_recorded_exits_agree_with_its_manifest() {
     // The claims of the committed bundle come from `dvt calibrate`'s records of the 10,000 test
     // images; each exit's accuracy there must be the one training measured in PyTorch.
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("engines/fmnist-dvt");
-    let bundle = dvt_edge::bundle::Bundle::load_unchecked(&dir).unwrap();
-    let test = Records::load(&dvt_edge::policy::calibrate::records_path(&dir, "test")).unwrap();
-    test.check_matches(&bundle.manifest).unwrap();
-    let frontier: Vec<_> = bundle
-        .manifest
-        .operating_points
-        .iter()
-        .filter(|p| p.source == "frontier")
-        .cloned()
-        .collect();
-    let c = CascadeClaims::measure(&bundle.manifest, &frontier, &test);
+    let (bundle, c) = bundled_claims();
     assert_eq!(c.images, 10_000);
     for (s, a) in bundle.manifest.stages.iter().zip(&c.stage_accuracy) {
         let trained = s
@@ -152,17 +141,7 @@ fn the_bundled_cascade_shows_what_dvt_is_for() {
     // On the 10,000 test images, the four properties the bundled model must show: exits that
     // rise with tokens, >= 90% at the last one, no static baseline above it, and its accuracy
     // (within 0.1 pp) at a third of its cost or less.
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("engines/fmnist-dvt");
-    let bundle = dvt_edge::bundle::Bundle::load_unchecked(&dir).unwrap();
-    let test = Records::load(&dvt_edge::policy::calibrate::records_path(&dir, "test")).unwrap();
-    let frontier: Vec<_> = bundle
-        .manifest
-        .operating_points
-        .iter()
-        .filter(|p| p.source == "frontier")
-        .cloned()
-        .collect();
-    let c = CascadeClaims::measure(&bundle.manifest, &frontier, &test);
+    let (bundle, c) = bundled_claims();
     let report = c.lines().join("\n");
     assert!(c.accuracy_rises_with_tokens, "{report}");
     assert!(c.final_accuracy() >= 0.90, "{report}");
@@ -172,4 +151,21 @@ fn the_bundled_cascade_shows_what_dvt_is_for() {
         .matches_final_stage
         .expect("a frontier point reaches the final stage");
     assert!(m.cost_fraction <= 1.0 / 3.0, "{report}");
+}
+
+/// The committed bundle and its claims on the 10,000 recorded test images (its own frontier).
+fn bundled_claims() -> (dvt_edge::bundle::Bundle, CascadeClaims) {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("engines/fmnist-dvt");
+    let bundle = dvt_edge::bundle::Bundle::load_unchecked(&dir).unwrap();
+    let test = Records::load(&dvt_edge::policy::calibrate::records_path(&dir, "test")).unwrap();
+    test.check_matches(&bundle.manifest).unwrap();
+    let frontier: Vec<_> = bundle
+        .manifest
+        .operating_points
+        .iter()
+        .filter(|p| p.source == "frontier")
+        .cloned()
+        .collect();
+    let c = CascadeClaims::measure(&bundle.manifest, &frontier, &test);
+    (bundle, c)
 }
