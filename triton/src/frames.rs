@@ -82,6 +82,7 @@ mod tests {
         InputSpec {
             height: 4,
             width: 4,
+            resize: None,
             ..input
         }
     }
