@@ -41,6 +41,9 @@ pub struct Target {
     pub gpu_name: String,
     /// Compute capability.
     pub compute_capability: (u32, u32),
+    /// Engines for TensorRT's lean runtime (`libnvinfer_lean`), which deserializes only
+    /// version-compatible plans: `dvt build --version-compatible`.
+    pub version_compatible: bool,
 }
 
 /// The ONNX an engine of stage file `stage_onnx` is built from. TRT 11 has no `--fp16`: FP16
@@ -89,6 +92,7 @@ pub fn stage_key(
             onnx_sha256: sha,
             precision,
             batch,
+            version_compatible: target.version_compatible,
         },
     ))
 }
@@ -130,7 +134,7 @@ pub fn plan(
                     precision,
                     batch,
                     fp32_layers: default_fp32_layers(),
-                    version_compatible: false,
+                    version_compatible: target.version_compatible,
                 };
                 trtexec_command(&job, target.tensorrt)
             });
@@ -278,5 +282,6 @@ pub fn detect_target(
         tensorrt,
         gpu_name,
         compute_capability,
+        version_compatible: false,
     })
 }

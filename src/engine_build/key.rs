@@ -117,6 +117,10 @@ pub struct EngineKey {
     pub precision: Precision,
     /// Batch profile.
     pub batch: BatchProfile,
+    /// Built with `--versionCompatible` (for the lean runtime). Absent in keys written before
+    /// the field existed: those engines are not.
+    #[serde(default)]
+    pub version_compatible: bool,
 }
 
 /// The first field in which a stored engine's key differs from the wanted one.
@@ -134,7 +138,7 @@ pub struct KeyMismatch {
 impl EngineKey {
     /// A stable hex digest of the key (first 16 hex digits of a sha256 of its canonical text).
     pub fn digest(&self) -> String {
-        let text = format!(
+        let mut text = format!(
             "trt={}|gpu={}|sm={}.{}|onnx={}|prec={}|batch={},{},{}",
             self.tensorrt,
             self.gpu_name,
@@ -146,6 +150,10 @@ impl EngineKey {
             self.batch.opt,
             self.batch.max
         );
+        // Appended only when set, so the engines of every earlier key keep their file names.
+        if self.version_compatible {
+            text.push_str("|vc");
+        }
         let hash = Sha256::digest(text.as_bytes());
         hash.iter().take(8).map(|b| format!("{b:02x}")).collect()
     }
@@ -193,6 +201,11 @@ impl EngineKey {
             "batch",
             format!("{:?}", self.batch),
             format!("{:?}", wanted.batch),
+        )?;
+        field(
+            "version_compatible",
+            self.version_compatible.to_string(),
+            wanted.version_compatible.to_string(),
         )
     }
 

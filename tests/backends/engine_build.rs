@@ -32,6 +32,7 @@ fn key() -> EngineKey {
         onnx_sha256: "ab".repeat(32),
         precision: Precision::Fp16,
         batch: BatchProfile::new(1, 8, 32).unwrap(),
+        version_compatible: false,
     }
 }
 
@@ -160,6 +161,13 @@ fn engine_key_digest_covers_every_field() {
                 ..key()
             },
         ),
+        (
+            "version_compatible",
+            EngineKey {
+                version_compatible: true,
+                ..key()
+            },
+        ),
     ];
     for (field, v) in &variants {
         assert_ne!(v.digest(), base.digest(), "{field}");
@@ -167,6 +175,12 @@ fn engine_key_digest_covers_every_field() {
     }
     base.check_matches(&key()).unwrap();
     assert_eq!(EngineKey::from_json(&base.to_json()).unwrap(), base);
+    // A sidecar written before `version_compatible` existed reads as a plain engine, and a
+    // plain key's digest (so its engine's file name) is what it was before the field existed.
+    let mut old: serde_json::Value = serde_json::from_str(&base.to_json()).unwrap();
+    old.as_object_mut().unwrap().remove("version_compatible");
+    assert_eq!(EngineKey::from_json(&old.to_string()).unwrap(), base);
+    assert_eq!(base.digest(), "3722372cec4e1719");
     assert!(base.engine_file("stage2").starts_with("stage2.fp16."));
     assert!(BatchProfile::new(4, 2, 8).is_none());
     assert!(BatchProfile::new(0, 1, 1).is_none());
@@ -294,6 +308,7 @@ fn build_plan_uses_the_cache_and_the_right_onnx() {
         tensorrt: TrtVersion::parse("10.3.0").unwrap(),
         gpu_name: "Orin".into(),
         compute_capability: (8, 7),
+        version_compatible: false,
     };
     let t11 = Target {
         tensorrt: TrtVersion::parse("11.4.0").unwrap(),
@@ -336,6 +351,33 @@ fn build_plan_uses_the_cache_and_the_right_onnx() {
     };
     let o = plan(&b, &other, Precision::Fp16, batch, false).unwrap();
     assert!(o[0].args.is_some() && o[0].engine != steps[0].engine);
+    // For the lean runtime: version-compatible engines, in their own files, and a plain engine
+    // is not taken for one (the lean runtime would refuse to deserialize it).
+    let lean = Target {
+        version_compatible: true,
+        ..t10.clone()
+    };
+    let vc = plan(&b, &lean, Precision::Fp16, batch, false).unwrap();
+    let vc_args = vc[0]
+        .args
+        .as_ref()
+        .expect("no version-compatible engine yet");
+    assert!(
+        vc_args.contains(&"--versionCompatible".to_string()),
+        "{vc_args:?}"
+    );
+    assert!(!steps[1]
+        .args
+        .as_ref()
+        .unwrap()
+        .contains(&"--versionCompatible".to_string()));
+    assert_ne!(vc[0].engine, steps[0].engine);
+    match lookup(tmp.path(), "stage1", &vc[0].key) {
+        Err(CacheError::Stale { mismatch, .. }) => {
+            assert_eq!(mismatch.field, "version_compatible", "{mismatch}")
+        }
+        other => panic!("a plain engine offered to the lean runtime: {other:?}"),
+    }
 
     // A missing trtexec is a clear error, not a panic.
     let e = run_step(&PathBuf::from("/nonexistent/trtexec"), &steps[1]).unwrap_err();

@@ -6,11 +6,21 @@
 #![cfg(feature = "tensorrt")]
 
 use dvt_edge::backend::tensorrt::library::{
-    candidates, header_major, header_version, TrtLibrary, HEADER_DIR,
+    candidates, header_major, header_version, is_lean_runtime, TrtLibrary, HEADER_DIR,
 };
 use dvt_edge::backend::tensorrt::{TrtBackend, TrtOptions};
 use dvt_edge::backend::BackendError;
 use dvt_edge::engine_build::{BatchProfile, Precision};
+
+#[test]
+fn the_lean_runtime_is_told_by_its_file_name() {
+    assert!(is_lean_runtime("libnvinfer_lean.so.10"));
+    assert!(is_lean_runtime(
+        "/opt/trt/tensorrt_lean_libs/libnvinfer_lean.so.10"
+    ));
+    assert!(!is_lean_runtime("libnvinfer.so.10"));
+    assert!(!is_lean_runtime("/opt/libnvinfer_lean/libnvinfer.so.10"));
+}
 
 #[test]
 fn shim_reports_its_header_version() {
@@ -73,6 +83,8 @@ fn real_library_is_version_checked() {
             println!("loaded {} = TensorRT {}", lib.path, lib.version);
             assert_eq!(lib.path, path);
             assert_eq!(lib.version.major, header_major());
+            // The lean runtime wants version-compatible engines (`dvt build --version-compatible`).
+            assert_eq!(lib.lean, path.contains("libnvinfer_lean"), "{path}");
             assert!(
                 lib.runtime_factory().is_ok(),
                 "createInferRuntime_INTERNAL missing"

@@ -5,6 +5,7 @@
 mod common;
 
 mod bench;
+mod build;
 mod calibrate_simulate;
 mod check_bundle;
 mod eval;

@@ -48,6 +48,16 @@ pub struct TrtLibrary {
     pub path: String,
     /// The library's version.
     pub version: TrtVersion,
+    /// Whether it is the lean runtime, which runs only version-compatible engines.
+    pub lean: bool,
+}
+
+/// Whether the library file `path` names is TensorRT's lean runtime (`libnvinfer_lean.so.N`).
+pub fn is_lean_runtime(path: &str) -> bool {
+    std::path::Path::new(path)
+        .file_name()
+        .and_then(|n| n.to_str())
+        .is_some_and(|n| n.starts_with("libnvinfer_lean"))
 }
 
 impl TrtLibrary {
@@ -84,7 +94,13 @@ impl TrtLibrary {
                 "{path} is TensorRT {version}, but this binary was built with TensorRT {major} headers"
             )));
         }
-        Ok(Self { lib, path, version })
+        let lean = is_lean_runtime(&path);
+        Ok(Self {
+            lib,
+            path,
+            version,
+            lean,
+        })
     }
 
     /// The `createInferRuntime_INTERNAL` factory for the shim.

@@ -119,6 +119,7 @@ impl TrtBackend {
             onnx_sha256,
             precision: self.options.precision,
             batch: self.options.batch,
+            version_compatible: self.runtime.library.lean,
         }
     }
 
@@ -129,6 +130,7 @@ impl TrtBackend {
             tensorrt: self.runtime.library.version,
             gpu_name: self.gpu_name.clone(),
             compute_capability: self.compute_capability,
+            version_compatible: self.runtime.library.lean,
         }
     }
 
@@ -148,12 +150,18 @@ impl TrtBackend {
         let spec = &bundle.manifest.stages[index];
         let o = &self.options;
         let build = format!(
-            "run `dvt build --bundle {} --precision {} --batch {},{},{}` on this machine",
+            "run `dvt build --bundle {} --precision {} --batch {},{},{}{}` on this machine",
             bundle.dir().display(),
             o.precision,
             o.batch.min,
             o.batch.opt,
-            o.batch.max
+            o.batch.max,
+            // The lean runtime deserializes only version-compatible plans.
+            if self.runtime.library.lean {
+                " --version-compatible"
+            } else {
+                ""
+            }
         );
         let (_, key) = stage_key(bundle, index, &self.target(), o.precision, o.batch)
             .map_err(|e| format!("{e}"))?;

@@ -35,6 +35,10 @@ pub struct BuildArgs {
     /// Compute capability, e.g. 8.7 (default: nvidia-smi).
     #[arg(long, requires = "gpu_name")]
     compute_capability: Option<String>,
+    /// Build version-compatible engines, for a machine whose TensorRT is only the lean runtime
+    /// (`libnvinfer_lean`, e.g. the `tensorrt-lean` wheels): it loads no other kind.
+    #[arg(long)]
+    version_compatible: bool,
     /// Rebuild even engines whose key matches.
     #[arg(long)]
     force: bool,
@@ -70,15 +74,21 @@ pub fn run(args: BuildArgs) -> Result<()> {
         }
         _ => None,
     };
-    let target = detect_target(&trtexec, version, gpu).map_err(|e| anyhow!(e))?;
+    let mut target = detect_target(&trtexec, version, gpu).map_err(|e| anyhow!(e))?;
+    target.version_compatible = args.version_compatible;
     let steps = plan(&bundle, &target, precision, batch, args.force)?;
     eprintln!(
-        "TensorRT {} on {} (sm {}.{}), {precision}, batch {:?}",
+        "TensorRT {} on {} (sm {}.{}), {precision}, batch {:?}{}",
         target.tensorrt,
         target.gpu_name,
         target.compute_capability.0,
         target.compute_capability.1,
-        batch
+        batch,
+        if target.version_compatible {
+            ", version-compatible (lean runtime)"
+        } else {
+            ""
+        }
     );
     if args.dry_run {
         for s in &steps {
