@@ -136,7 +136,6 @@ fn the_bundled_cascades_recorded_exits_agree_with_its_manifest() {
 }
 
 #[test]
-#[ignore = "the committed bundle is the 2-epoch model; un-ignore with the retrained one (README, \"Reproducing the bundled model\")"]
 fn the_bundled_cascade_shows_what_dvt_is_for() {
     // On the 10,000 test images, the four properties the bundled model must show: exits that
     // rise with tokens, >= 90% at the last one, no static baseline above it, and its accuracy
