@@ -17,7 +17,7 @@ use crate::backend::{Backend, BackendError, HostTensor};
 use crate::bundle::{Bundle, StageSpec};
 use crate::engine_build::build::{stage_key, Target};
 use crate::engine_build::cache::{lookup, CacheError};
-use crate::engine_build::{check_engine_io, BatchProfile, EngineKey, Precision};
+use crate::engine_build::{check_engine_io, BatchProfile, Precision};
 use cudarc::driver::{CudaEvent, CudaSlice, PinnedHostSlice};
 use library::TrtLibrary;
 use runtime::{Context, Engine, Runtime};
@@ -108,19 +108,6 @@ impl TrtBackend {
     /// The opened GPU.
     pub fn gpu(&self) -> &Gpu {
         &self.gpu
-    }
-
-    /// The engine key wanted on this machine for an ONNX with hash `onnx_sha256`.
-    pub fn engine_key(&self, onnx_sha256: String) -> EngineKey {
-        EngineKey {
-            tensorrt: self.runtime.library.version,
-            gpu_name: self.gpu_name.clone(),
-            compute_capability: self.compute_capability,
-            onnx_sha256,
-            precision: self.options.precision,
-            batch: self.options.batch,
-            version_compatible: self.runtime.library.lean,
-        }
     }
 
     /// What `dvt build` targets on this machine: the same [`Target`] feeds the build's keys and
