@@ -231,7 +231,10 @@ impl ReplyReceiver {
                     if t0.elapsed() >= spin {
                         break Ok(());
                     }
-                    std::hint::spin_loop();
+                    // Yield, not just spin: the daemon's thread this frame woke may have been
+                    // queued on this CPU (a socket write's wake-up assumes the writer sleeps
+                    // next), and a pure spin would make it wait for the poll to end.
+                    std::thread::yield_now();
                 }
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
                 Err(e) => break Err(e),

@@ -77,6 +77,13 @@ else
   else
     result[demo]=fail; status=1
   fi
+  # The frame path's floor on this machine (issue 14, item 1): as shipped, then with the
+  # daemon's and the client's polls on (BENCHMARKS.md, "Item 1's options"). Informational.
+  for polls in "0 0" "3000 3000"; do
+    set -- $polls
+    "$dvt" demo --bundle "$bundle" --dvtd "$dvtd" --frames 1000 --steps 1 --bench --clients 0 \
+      --daemon-spin-us "$1" --reply-spin-us "$2" 2>&1 | tee -a "$logs/demo-floor.log" || true
+  done
 fi
 
 step "summary"

@@ -49,6 +49,9 @@ struct Args {
     /// Longest wait (microseconds) for a batch to fill after its first frame.
     #[arg(long)]
     max_queue_delay_us: Option<u64>,
+    /// Microseconds a reader polls for the next message before it sleeps (0: never).
+    #[arg(long)]
+    idle_spin_us: Option<u64>,
     /// Loopback HTTP address for /metrics and /healthz.
     #[arg(long)]
     http: Option<String>,
@@ -107,6 +110,9 @@ fn main() -> Result<()> {
     }
     if let Some(v) = a.max_queue_delay_us {
         o.push(format!("max_queue_delay_us={v}"));
+    }
+    if let Some(v) = a.idle_spin_us {
+        o.push(format!("idle_spin_us={v}"));
     }
     if let Some(v) = &a.http {
         o.push(format!("http={}", quoted(v)));

@@ -200,6 +200,7 @@ pub fn run(source: ConfigSource) -> Result<(), DaemonError> {
             frame: config::seconds(config.frame_timeout_s),
             idle: config::seconds(config.idle_timeout_s),
         },
+        idle_spin: Duration::from_micros(config.idle_spin_us),
     };
     let sh = shared.clone();
     let ev = events_tx.clone();
@@ -312,6 +313,7 @@ fn reload(
                 new.max_queue_delay_us != config.max_queue_delay_us,
             ),
             ("http", new.http != config.http),
+            ("idle_spin_us", new.idle_spin_us != config.idle_spin_us),
         ] {
             if changed {
                 log(

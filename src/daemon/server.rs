@@ -6,6 +6,7 @@
 //! slots stay open for control lines when frame clients hold all the others.
 
 pub(super) mod buffers;
+mod spin;
 mod timeouts;
 
 use super::frame;
@@ -16,6 +17,7 @@ use super::{Event, Shared};
 use crate::protocol::control::{self, Command, MAX_LINE};
 use crate::protocol::{FrameHeader, HeaderError, Reply, Status, HEADER_LEN, REQUEST_MAGIC};
 use buffers::{BufferBudget, PayloadBuf};
+use spin::Spinner;
 use std::io::{BufRead, BufReader, BufWriter, Read, Write};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
@@ -38,6 +40,9 @@ pub struct Limits {
     pub kept_payload: usize,
     /// Frame and idle timeouts.
     pub timeouts: Timeouts,
+    /// How long a reader polls for its connection's next message before it sleeps
+    /// ([`spin`]; zero: it sleeps at once).
+    pub idle_spin: Duration,
 }
 
 impl Limits {
@@ -61,6 +66,7 @@ pub fn accept_loop(
 ) {
     let registry = Registry::new();
     let buffers = BufferBudget::new(limits.kept_payload);
+    let spinner = Arc::new(Spinner::default());
     if limits.timeouts.frame.is_some() || limits.timeouts.idle.is_some() {
         let (r, sh) = (registry.clone(), shared.clone());
         let spawned = std::thread::Builder::new()
@@ -128,6 +134,7 @@ pub fn accept_loop(
             events: events.clone(),
             registry: registry.clone(),
             buffers: buffers.clone(),
+            spinner: spinner.clone(),
         };
         let spawned = std::thread::Builder::new()
             .name(format!("dvtd-conn-{id}"))
@@ -151,6 +158,7 @@ struct Ends {
     events: Sender<Event>,
     registry: Arc<Registry>,
     buffers: Arc<BufferBudget>,
+    spinner: Arc<Spinner>,
 }
 
 fn connection(id: u64, stream: UnixStream, ends: Ends, state: Arc<ConnState>, limits: Limits) {
@@ -160,6 +168,7 @@ fn connection(id: u64, stream: UnixStream, ends: Ends, state: Arc<ConnState>, li
         events,
         registry,
         buffers,
+        spinner,
     } = ends;
     let (out, rx) = mpsc::channel::<Outgoing>();
     let written = state.clone();
@@ -189,6 +198,7 @@ fn connection(id: u64, stream: UnixStream, ends: Ends, state: Arc<ConnState>, li
         limits,
         write_half: &write_half,
         lines: &lines,
+        spinner: &spinner,
     };
     let end = read_loop(&mut reader, &conn, PayloadBuf::new(buffers));
     if let Err(e) = end {
@@ -269,6 +279,7 @@ struct Conn<'a> {
     write_half: &'a WriteHalf,
     /// Control replies queued for the writer and not yet written.
     lines: &'a AtomicUsize,
+    spinner: &'a Spinner,
 }
 
 impl Conn<'_> {
@@ -370,6 +381,10 @@ fn read_loop(
     loop {
         while c.state.unanswered.load(Relaxed) >= MAX_UNANSWERED {
             std::thread::sleep(Duration::from_millis(1));
+        }
+        if reader.buffer().is_empty() {
+            c.spinner
+                .until_readable(reader.get_ref(), c.limits.idle_spin);
         }
         let first = match reader.fill_buf() {
             Ok([]) => {

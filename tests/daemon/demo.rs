@@ -55,4 +55,16 @@ fn demo_steps_the_budget_and_reports_per_step_rows() {
     let b = &v["bench"];
     assert!(b["added_p50_us"].as_f64().unwrap().is_finite(), "{b}");
     assert!(b["pipelined_fps"].as_f64().unwrap() > 0.0);
+    // What the latency settings cost, measured on the daemon process: idle, it sleeps.
+    let cpu = &b["cpu"];
+    assert_eq!(cpu["paced_frames"], 60, "{b}");
+    let idle = cpu["daemon_idle_pct"].as_f64().unwrap();
+    assert!(
+        (0.0..20.0).contains(&idle),
+        "idle dvtd used {idle}% of a core: {cpu}"
+    );
+    assert!(
+        cpu["paced_daemon_cpu_per_frame_us"].as_f64().unwrap() > 0.0,
+        "{cpu}"
+    );
 }

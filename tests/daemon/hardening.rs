@@ -5,7 +5,7 @@
 
 use crate::daemon_support;
 
-use daemon_support::{test_images, Daemon};
+use daemon_support::{cpu_ticks, test_images, Daemon};
 use dvt_edge::client::{read_reply, Client, Image};
 use dvt_edge::protocol::{FrameHeader, Layout, PixelType, Status, HEADER_LEN};
 use serde_json::{json, Value};
@@ -27,15 +27,6 @@ fn proc_field(pid: u32, file: &str, key: &str) -> u64 {
 /// Resident memory of the daemon, MiB.
 fn rss_mib(pid: u32) -> f64 {
     proc_field(pid, "status", "VmRSS") as f64 / 1024.0
-}
-
-/// CPU time of the daemon (user + system), clock ticks.
-fn cpu_ticks(pid: u32) -> u64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
-    // Fields after the command name (which may hold spaces): state is field 3, utime 14.
-    let rest = &stat[stat.rfind(')').unwrap() + 2..];
-    let f: Vec<&str> = rest.split_whitespace().collect();
-    f[11].parse::<u64>().unwrap() + f[12].parse::<u64>().unwrap()
 }
 
 /// Polls `cond` every 20 ms until it holds, panicking with `what` after `limit`.

@@ -10,6 +10,7 @@ mod budget_jetson;
 mod demo;
 mod fuzz;
 mod hardening;
+mod idle_spin;
 mod lifecycle;
 mod protocol;
 mod python_client;

@@ -42,6 +42,15 @@ pub fn in_process(bundle: &Path, data: &Dataset) -> Vec<Decision> {
         .collect()
 }
 
+/// CPU time of process `pid` (user + system), clock ticks.
+pub fn cpu_ticks(pid: u32) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    // Fields after the command name (which may hold spaces): state is field 3, utime 14.
+    let rest = &stat[stat.rfind(')').unwrap() + 2..];
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    f[11].parse::<u64>().unwrap() + f[12].parse::<u64>().unwrap()
+}
+
 /// A running daemon.
 pub struct Daemon {
     pub dir: tempfile::TempDir,

@@ -51,6 +51,10 @@ pub struct BenchReport {
     pub busy_floor_ms: LatencyStats,
     /// The one-at-a-time client's reply poll (`--reply-spin-us`), us.
     pub reply_spin_us: u64,
+    /// The daemon readers' poll for the next frame (`--daemon-spin-us`), us.
+    pub daemon_spin_us: u64,
+    /// What the settings cost in CPU: the daemon idle, and both ends at a camera's pace.
+    pub cpu: Option<CpuCost>,
     /// The client thread's CPU time per socket round trip (`CLOCK_THREAD_CPUTIME_ID`), us: what the
     /// poll costs; without it, the syscalls and the reply's parsing.
     pub client_cpu_per_frame_us: Option<f64>,
@@ -66,11 +70,101 @@ pub struct BenchReport {
     pub in_process_fps: f64,
 }
 
+/// CPU time the latency settings cost, measured on the running daemon (its process's threads,
+/// from `/proc/PID/task/*/schedstat`) and on the client thread.
+#[derive(Debug, Clone, Serialize)]
+pub struct CpuCost {
+    /// The daemon's CPU while no frame arrives, percent of one core (over `idle_s`).
+    pub daemon_idle_pct: f64,
+    /// Length of that idle window, s.
+    pub idle_s: f64,
+    /// Frames sent at a camera's pace, one at a time.
+    pub paced_frames: usize,
+    /// Their rate, frames/s.
+    pub paced_hz: f64,
+    /// Daemon CPU per paced frame, us (cascade included).
+    pub paced_daemon_cpu_per_frame_us: f64,
+    /// The cascade's own time per paced frame (the daemon's `compute_us`), us: the rest of the
+    /// daemon's CPU is the frame path and its poll.
+    pub paced_compute_us: f64,
+    /// Client thread CPU per paced frame, us.
+    pub paced_client_cpu_per_frame_us: f64,
+    /// Round trip of the paced frames (both ends have slept between frames), ms.
+    pub paced_rtt_ms: LatencyStats,
+}
+
+/// The CPU time of every thread of process `pid` so far, ns (`None` off Linux or once it is gone).
+fn process_cpu_ns(pid: u32) -> Option<u64> {
+    let mut total = 0u64;
+    for t in std::fs::read_dir(format!("/proc/{pid}/task")).ok()? {
+        let path = t.ok()?.path().join("schedstat");
+        // A thread that ended since the listing no longer counts; the others do.
+        if let Ok(text) = std::fs::read_to_string(path) {
+            total += text.split_whitespace().next()?.parse::<u64>().ok()?;
+        }
+    }
+    Some(total)
+}
+
+/// The daemon idle for `idle`, then `frames` frames one at a time at `hz`.
+fn cpu_cost(
+    c: &mut Client,
+    pid: u32,
+    data: &Dataset,
+    idle: Duration,
+    frames: usize,
+    hz: f64,
+) -> Result<Option<CpuCost>, DemoError> {
+    let (h, w, ch) = (data.height as u16, data.width as u16, data.channels as u16);
+    // Past any poll the last frame started.
+    std::thread::sleep(Duration::from_millis(50));
+    let Some(a) = process_cpu_ns(pid) else {
+        return Ok(None);
+    };
+    let t0 = Instant::now();
+    std::thread::sleep(idle);
+    let (Some(b), idle_s) = (process_cpu_ns(pid), t0.elapsed().as_secs_f64()) else {
+        return Ok(None);
+    };
+    let period = Duration::from_secs_f64(1.0 / hz);
+    let (d0, c0) = (process_cpu_ns(pid), thread_cpu_ns());
+    let (mut rtt, mut compute) = (Vec::with_capacity(frames), 0f64);
+    let start = Instant::now();
+    for i in 0..frames {
+        let due = start + period * i as u32;
+        if let Some(wait) = due.checked_duration_since(Instant::now()) {
+            std::thread::sleep(wait);
+        }
+        let t = Instant::now();
+        let r = c.classify(&Image::u8_hwc(h, w, ch, data.pixels(i..i + 1)))?;
+        rtt.push(t.elapsed().as_secs_f64() * 1e3);
+        compute += f64::from(r.compute_us);
+    }
+    // The last frame's poll, if any, ends within the bound (at most 10 ms).
+    std::thread::sleep(Duration::from_millis(20));
+    let (d1, c1) = (process_cpu_ns(pid), thread_cpu_ns());
+    let per = |x: Option<u64>, y: Option<u64>| match (x, y) {
+        (Some(x), Some(y)) => y.saturating_sub(x) as f64 / 1e3 / frames as f64,
+        _ => f64::NAN,
+    };
+    Ok(Some(CpuCost {
+        daemon_idle_pct: b.saturating_sub(a) as f64 / 1e9 / idle_s * 100.0,
+        idle_s,
+        paced_frames: frames,
+        paced_hz: hz,
+        paced_daemon_cpu_per_frame_us: per(d0, d1),
+        paced_compute_us: compute / frames as f64,
+        paced_client_cpu_per_frame_us: per(c0, c1),
+        paced_rtt_ms: LatencyStats::from_samples(&mut rtt),
+    }))
+}
+
 pub(super) fn bench(
     args: &DemoArgs,
     bundle: &Bundle,
     socket: &Path,
     data: &Dataset,
+    daemon_pid: Option<u32>,
 ) -> Result<BenchReport, DemoError> {
     let n = args.frames.min(data.len()).max(10);
     // The same type, backend and settings as the daemon's worker (idle threads sleep, no
@@ -171,6 +265,10 @@ pub(super) fn bench(
     drop(floor);
     drop(busy_floor);
     let fl = LatencyStats::from_samples(&mut floor_ms);
+    let cpu = match daemon_pid {
+        Some(pid) => cpu_cost(&mut c, pid, data, Duration::from_secs(1), 60.min(n), 30.0)?,
+        None => None,
+    };
     let secs = stream(socket, data, 0, (4 * n).min(data.len()), args.window)?.secs;
     let overhead_paired_us = LatencyStats::from_samples(&mut paired);
     let busy_floor_ms = LatencyStats::from_samples(&mut busy_floor_ms);
@@ -192,6 +290,8 @@ pub(super) fn bench(
         daemon_handoff_us: LatencyStats::from_samples(&mut handoff),
         socket_rtt_ms: s,
         reply_spin_us: args.reply_spin_us,
+        daemon_spin_us: args.daemon_spin_us,
+        cpu,
         client_cpu_per_frame_us: thread_cpu_ns().map(|_| client_cpu_ns as f64 / 1e3 / n as f64),
         pipelined_fps: (4 * n).min(data.len()) as f64 / secs,
         batching: None,
@@ -267,6 +367,25 @@ pub(super) fn print(b: &BenchReport, args: &DemoArgs, image_len: usize) {
             "  client CPU per round trip     {cpu:.1} us (reply poll {} us; idle cost 0: \
              it polls only while a reply is awaited)",
             b.reply_spin_us
+        );
+    }
+    println!(
+        "  daemon readers' poll for the next frame {} us",
+        b.daemon_spin_us
+    );
+    if let Some(cpu) = &b.cpu {
+        println!(
+            "  CPU: dvtd idle {:.2}% of a core over {:.1} s; at {:.0} frames/s ({} frames, one at a \
+             time) dvtd {:.0} us per frame (cascade {:.0} us), client {:.0} us per frame, round \
+             trip p50 {:.1} us",
+            cpu.daemon_idle_pct,
+            cpu.idle_s,
+            cpu.paced_hz,
+            cpu.paced_frames,
+            cpu.paced_daemon_cpu_per_frame_us,
+            cpu.paced_compute_us,
+            cpu.paced_client_cpu_per_frame_us,
+            cpu.paced_rtt_ms.p50 * 1e3
         );
     }
     println!(

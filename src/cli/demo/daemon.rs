@@ -17,6 +17,16 @@ pub(super) enum Running {
     Thread(std::thread::JoinHandle<()>),
 }
 
+impl Running {
+    /// The daemon's process id, when it runs as its own process.
+    pub(super) fn pid(&self) -> Option<u32> {
+        match self {
+            Running::Child(c) => Some(c.id()),
+            Running::Thread(_) => None,
+        }
+    }
+}
+
 pub(super) fn resolve_bundle(p: &Path) -> PathBuf {
     if p.exists() || p != Path::new("engines/fmnist-dvt") {
         return p.to_path_buf();

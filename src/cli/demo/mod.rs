@@ -74,6 +74,10 @@ pub struct DemoArgs {
     /// ([`Client::set_reply_spin`]; 0 = sleep at once, as every other client does).
     #[arg(long, default_value_t = 0)]
     pub reply_spin_us: u64,
+    /// With --bench: the daemon's readers poll for the next frame this long after each one
+    /// before sleeping (dvtd's `--idle-spin-us`; 0 = as shipped).
+    #[arg(long, default_value_t = 0)]
+    pub daemon_spin_us: u64,
     /// Print one JSON object instead of tables.
     #[arg(long)]
     pub json: bool,
@@ -198,7 +202,15 @@ pub fn run(args: &DemoArgs) -> Result<(), DemoError> {
     let tmp = std::env::temp_dir().join(format!("dvt-demo-{}", std::process::id()));
     std::fs::create_dir_all(&tmp).map_err(|e| DemoError::Setup(e.to_string()))?;
     let socket = tmp.join("dvtd.sock");
-    let mut running = start(args, &bundle_dir, &socket, &[])?;
+    let extra = if args.daemon_spin_us > 0 {
+        vec![
+            "--idle-spin-us".to_string(),
+            args.daemon_spin_us.to_string(),
+        ]
+    } else {
+        Vec::new()
+    };
+    let mut running = start(args, &bundle_dir, &socket, &extra)?;
     let result = (|| {
         wait_ready(&socket, &mut running)?;
         let steps = budgets(args, &table)?;
@@ -263,7 +275,7 @@ pub fn run(args: &DemoArgs) -> Result<(), DemoError> {
         }
         let bench = if args.bench {
             control.command(&json!({"cmd": "set-budget", "kind": "auto"}))?;
-            let mut b = bench::bench(args, &bundle, &socket, &data)?;
+            let mut b = bench::bench(args, &bundle, &socket, &data, running.pid())?;
             if !args.queue_delays.is_empty() && args.clients > 0 {
                 b.batching = Some(batching::batching_bench(args, &bundle, &data, &tmp)?);
             }
