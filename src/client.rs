@@ -5,7 +5,7 @@ use crate::protocol::{FrameHeader, Layout, PixelType, Reply, ReplyError, HEADER_
 use std::io::{BufRead, BufReader, BufWriter, Read, Write};
 use std::os::unix::net::UnixStream;
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// Client errors.
 #[derive(Debug, thiserror::Error)]
@@ -168,8 +168,8 @@ impl Client {
     }
 
     /// Splits into a sending and a receiving half, for a thread each.
-    /// The halves never poll ([`Client::set_reply_spin`]): a poll sets the socket
-    /// non-blocking, which a sending thread would see.
+    /// The receiving half does not poll ([`Client::set_reply_spin`]): a pipelining client
+    /// has replies on the way, so its reads seldom sleep.
     pub fn split(mut self) -> (FrameSender, ReplyReceiver) {
         self.rx.spin = Duration::ZERO;
         (self.tx, self.rx)
@@ -215,33 +215,8 @@ impl ReplyReceiver {
     /// The next reply.
     pub fn recv(&mut self) -> Result<Reply, ClientError> {
         if !self.spin.is_zero() && self.reader.buffer().is_empty() {
-            self.poll_for(self.spin)?;
+            crate::socket_poll::until_readable(self.reader.get_ref(), self.spin);
         }
         read_reply(&mut self.reader)
-    }
-
-    /// Polls (non-blocking reads into the buffer) until bytes arrive or `spin` has passed.
-    fn poll_for(&mut self, spin: Duration) -> Result<(), ClientError> {
-        let t0 = Instant::now();
-        self.reader.get_ref().set_nonblocking(true)?;
-        let polled = loop {
-            match self.reader.fill_buf() {
-                Ok(_) => break Ok(()), // bytes, or EOF: read_reply reports that
-                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
-                    if t0.elapsed() >= spin {
-                        break Ok(());
-                    }
-                    // Yield, not just spin: the daemon's thread this frame woke may have been
-                    // queued on this CPU (a socket write's wake-up assumes the writer sleeps
-                    // next), and a pure spin would make it wait for the poll to end.
-                    std::thread::yield_now();
-                }
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-                Err(e) => break Err(e),
-            }
-        };
-        // The socket's O_NONBLOCK is shared with the sending half: restore it either way.
-        self.reader.get_ref().set_nonblocking(false)?;
-        Ok(polled?)
     }
 }

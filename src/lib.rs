@@ -31,6 +31,7 @@ pub mod eval;
 pub mod policy;
 pub mod progress;
 pub mod protocol;
+mod socket_poll;
 pub mod triton_repo;
 
 pub use adaptive::{AdaptiveBatch, AdaptiveCascade, AdaptiveError, AdaptiveOptions, BackendInfo};
